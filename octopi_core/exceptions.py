@@ -1,0 +1,89 @@
+"""Domain errors, each named after the condition it reports.
+
+Every error raised on purpose by ``octopi_core`` derives from :class:`OctopiError`, so callers
+(the CLI, the gateway, the workers) can catch one base class and show the message as it is:
+messages name the problem and the offending value, never a bare traceback.
+"""
+
+__all__ = [
+    "OctopiError",
+    "TomogramError",
+    "TomogramNotFoundError",
+    "TomogramAccessDeniedError",
+    "TomogramUnreachableError",
+    "UnsupportedUriError",
+    "UnsupportedFormatError",
+    "CorruptTomogramError",
+    "InvalidTomogramShapeError",
+    "EmptyTomogramError",
+    "InvalidVoxelSizeError",
+    "TomogramTooSmallError",
+    "CheckpointError",
+    "PicksFormatError",
+    "InferenceCancelledError",
+    "TrainingDataError",
+]
+
+
+class OctopiError(Exception):
+    """Base class of every deliberate octopi error."""
+
+
+class TomogramError(OctopiError):
+    """A tomogram could not be used; the message says why."""
+
+
+class TomogramNotFoundError(TomogramError):
+    """Nothing exists at the tomogram URI (missing file, HTTP 404, missing S3 key)."""
+
+
+class TomogramAccessDeniedError(TomogramError):
+    """The tomogram exists but may not be read (file permissions, HTTP 401/403, S3 AccessDenied)."""
+
+
+class TomogramUnreachableError(TomogramError):
+    """The host serving the tomogram could not be reached (DNS failure, refused connection, timeout)."""
+
+
+class UnsupportedUriError(TomogramError):
+    """The URI's scheme is not one of local path, file://, http(s):// or s3://."""
+
+
+class UnsupportedFormatError(TomogramError):
+    """The object at the URI is neither OME-Zarr/Zarr nor MRC/REC."""
+
+
+class CorruptTomogramError(TomogramError):
+    """The file is of a known format but its header or data is damaged or truncated."""
+
+
+class InvalidTomogramShapeError(TomogramError):
+    """The array is not three-dimensional (z, y, x)."""
+
+
+class EmptyTomogramError(TomogramError):
+    """The volume holds no usable signal: all NaN/inf, or constant."""
+
+
+class InvalidVoxelSizeError(TomogramError):
+    """The voxel size is missing, non-positive or outside the plausible range for cryo-ET."""
+
+
+class TomogramTooSmallError(TomogramError):
+    """The tomogram is smaller than one inference window along some axis."""
+
+
+class CheckpointError(OctopiError):
+    """A model checkpoint is missing, corrupt or does not match its config."""
+
+
+class PicksFormatError(OctopiError):
+    """A picks file could not be parsed (unknown format, missing columns, bad values)."""
+
+
+class InferenceCancelledError(OctopiError):
+    """Inference was stopped because the caller's cancellation check said so."""
+
+
+class TrainingDataError(OctopiError):
+    """Training cannot start: no tomograms, or tomograms with no labelled particles."""
