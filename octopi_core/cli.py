@@ -1,0 +1,174 @@
+"""``octopi-serve`` command line: predict, evaluate, generate, demo, train.
+
+Errors the user can fix (bad URI, corrupt file, unknown class…) are printed as one line on
+stderr and exit with status 2; nothing prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="octopi-serve", description="Particle picking in cryo-ET tomograms (Octopi U-Net).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="pick particles in one tomogram")
+    predict.add_argument("uri", help="tomogram: local path, file://, http(s):// or s3:// (OME-Zarr or MRC)")
+    predict.add_argument("--model", help="checkpoint directory or Octopi .pth (default: the shipped model)")
+    predict.add_argument("--out", help="output file (copick: a directory); default: print JSON to stdout")
+    predict.add_argument("--format", default=None, choices=["json", "csv", "star", "copick", "ndjson"],
+                         help="output format (default: from --out's extension, else json)")
+    predict.add_argument("--classes", nargs="+", help="class names to pick (default: all)")
+    predict.add_argument("--voxel-size", type=float, help="override the tomogram's voxel size, Å")
+    predict.add_argument("--window", type=int, help="sliding-window size, voxels (multiple of 4)")
+    predict.add_argument("--overlap", type=float, help="window overlap fraction in [0, 1)")
+    predict.add_argument("--batch-size", type=int, help="windows per forward pass")
+    predict.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
+    predict.add_argument("--device", help="cpu, cuda, cuda:N (default: GPU when visible)")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="score picks against truth with the CZII F-beta metric")
+    evaluate.add_argument("picks", help="picks file or directory (json, csv, star, copick, ndjson)")
+    evaluate.add_argument("truth", help="truth file or directory, same formats")
+    evaluate.add_argument("--beta", type=float, default=4.0)
+    evaluate.add_argument("--json", action="store_true", help="print the score as JSON")
+
+    generate = commands.add_parser("generate", help="write synthetic tomograms with their truth")
+    generate.add_argument("out", help="output directory")
+    generate.add_argument("--count", type=int, default=1)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None)
+    generate.add_argument("--format", choices=["zarr", "zarr3", "mrc"], default="zarr")
+    generate.add_argument("--held-out", action="store_true", help="use the held-out generator settings")
+
+    demo = commands.add_parser("demo", help="generate a tomogram, pick it with the shipped model, score it")
+    demo.add_argument("--out", default="demo-output")
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
+
+    train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, tiny)")
+    train.add_argument("config")
+    train.add_argument("--output-dir", help="override the config's output_dir")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .exceptions import OctopiError
+
+    args = build_parser().parse_args(argv)
+    handler = {"predict": _predict, "evaluate": _evaluate, "generate": _generate, "demo": _demo, "train": _train}
+    try:
+        return handler[args.command](args)
+    except (OctopiError, ValueError, FileNotFoundError) as e:
+        print(f"octopi-serve {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _progress_bar(quiet: bool):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), disable=quiet, transient=False,
+                    console=None)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .export import PicksFormat, render_picks, write_picks
+    from .pipeline import Picker, PredictOptions
+
+    options = {k: v for k, v in {
+        "classes": args.classes, "voxel_size_a": args.voxel_size, "window_vox": args.window,
+        "overlap": args.overlap, "batch_size": args.batch_size, "tta": args.tta or None,
+    }.items() if v is not None}
+    fmt = PicksFormat(args.format) if args.format else None
+    with _progress_bar(args.quiet or not sys.stderr.isatty()) as bar:
+        task = bar.add_task("loading model", total=1.0)
+        picker = Picker(args.model, device=args.device)
+        doc = picker.predict(
+            args.uri, PredictOptions(**options),
+            on_stage=lambda stage: bar.update(task, description=stage.value),
+            progress=lambda fraction: bar.update(task, completed=fraction),
+        )
+        bar.update(task, completed=1.0, description="done")
+    if args.out:
+        paths = write_picks(doc, args.out, fmt)
+        counts = ", ".join(f"{name} {n}" for name, n in doc.counts().items())
+        print(f"wrote {', '.join(str(p) for p in paths)} ({counts})", file=sys.stderr)
+    else:
+        content = render_picks(doc, fmt or PicksFormat.JSON)
+        sys.stdout.write(content if isinstance(content, str) else content.decode())
+        sys.stdout.write("\n")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .export import read_picks
+    from .metric import score_documents
+
+    picks, truth = read_picks(args.picks), read_picks(args.truth)
+    score = score_documents(picks, truth, beta=args.beta)
+    print(json.dumps(score.as_dict(), indent=2) if args.json else score.table())
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .synth import HELD_OUT_SETTINGS, PhantomSettings, make_phantom, write_phantom
+
+    settings = HELD_OUT_SETTINGS if args.held_out else PhantomSettings()
+    fmt, zarr_format = ("zarr", 3) if args.format == "zarr3" else (args.format, 2)
+    for i in range(args.count):
+        phantom = make_phantom(args.seed + i, settings, shape_zyx=tuple(args.shape) if args.shape else None)
+        path, truth = write_phantom(phantom, args.out, f"synthetic-{args.seed + i:04d}", fmt=fmt, zarr_format=zarr_format)
+        print(f"{path}  truth: {truth}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .export import write_picks
+    from .metric import score_documents
+    from .picks import PicksDocument
+    from .synth import make_phantom, write_phantom
+
+    out = Path(args.out)
+    print(f"1/3 generating a synthetic {tuple(args.shape)} tomogram (seed {args.seed}) in {out}/")
+    phantom = make_phantom(args.seed, shape_zyx=tuple(args.shape))
+    tomogram, truth_path = write_phantom(phantom, out, "demo", fmt="zarr")
+    print(f"2/3 picking particles in {tomogram} with the shipped model")
+    rc = _predict(build_parser().parse_args(["predict", str(tomogram), "--out", str(out / "demo.picks.json")]))
+    if rc:
+        return rc
+    picks = PicksDocument.model_validate_json((out / "demo.picks.json").read_text())
+    write_picks(picks, out / "demo.picks.csv")
+    truth = PicksDocument.model_validate_json(truth_path.read_text())
+    print("3/3 scoring the picks against the generator's truth (CZII F-beta, beta = 4)\n")
+    print(score_documents([picks], [truth]).table())
+    print(f"\npicks: {out / 'demo.picks.json'} and {out / 'demo.picks.csv'}; timings (s): {picks.timings_s}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import logging
+
+    from .train import load_train_config, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    config = load_train_config(args.config)
+    if args.output_dir:
+        config = config.model_copy(update={"output_dir": args.output_dir})
+    result = train(config)
+    print(result.model_dump_json(indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

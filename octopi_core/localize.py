@@ -1,0 +1,139 @@
+"""Segmentation -> particle centres (zyx, voxels), per class.
+
+Each class's voxels are grouped into connected components. Components far smaller than the
+blob the network was trained to paint (a sphere of ``target_radius_fraction`` x the class
+radius) are noise and dropped; components much larger are touching particles and are split by
+a watershed on their distance transform, seeded at peaks at least one painted radius apart.
+Each remaining piece gives one pick at its confidence-weighted centroid, scored by its mean
+confidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from scipy import ndimage
+from skimage.feature import peak_local_max
+from skimage.segmentation import watershed
+
+from .particles import PARTICLE_CLASSES, ParticleClass
+
+__all__ = ["ClassPicks", "localize_particles", "expected_blob_volume_vox", "DEFAULT_TARGET_RADIUS_FRACTION"]
+
+DEFAULT_TARGET_RADIUS_FRACTION = 0.5  # painted target sphere radius / class radius (training targets)
+
+
+@dataclass(frozen=True)
+class ClassPicks:
+    """Picks of one class.
+
+    Attributes:
+        centres_zyx_vox: ``(N, 3)`` float64 centres, zyx voxels of the segmented volume.
+        scores: ``(N,)`` float64 confidences in [0, 1].
+    """
+
+    centres_zyx_vox: np.ndarray
+    scores: np.ndarray
+
+
+def expected_blob_volume_vox(radius_a: float, voxel_size_zyx_a: tuple[float, float, float], target_radius_fraction: float) -> float:
+    """Volume, in voxels, of the sphere the network paints for a particle of ``radius_a`` Å."""
+    r = target_radius_fraction * radius_a
+    return 4.0 / 3.0 * np.pi * r**3 / float(np.prod(voxel_size_zyx_a))
+
+
+def localize_particles(
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    *,
+    voxel_size_zyx_a: tuple[float, float, float],
+    particles: Iterable[ParticleClass] = PARTICLE_CLASSES,
+    target_radius_fraction: float = DEFAULT_TARGET_RADIUS_FRACTION,
+    min_volume_fraction: float = 0.2,
+    split_volume_fraction: float = 2.0,
+    min_score: float = 0.0,
+) -> dict[str, ClassPicks]:
+    """Find particle centres in a label map.
+
+    Args:
+        labels: ``(Z, Y, X)`` uint8 class per voxel (0 background), as from inference.
+        confidence: ``(Z, Y, X)`` float16/float32 probability of that class.
+        voxel_size_zyx_a: voxel size of ``labels``, Å.
+        particles: classes to localize (default all six).
+        target_radius_fraction: painted sphere radius / class radius used in training. Default 0.5.
+        min_volume_fraction: components under this fraction of the painted sphere's volume are
+            dropped. Default 0.2.
+        split_volume_fraction: components over this multiple of that volume are split by watershed.
+            Default 2.0.
+        min_score: picks with a lower mean confidence are dropped. Default 0 (keep all).
+
+    Returns:
+        Class name -> :class:`ClassPicks` (every requested class present, maybe empty).
+
+    Raises:
+        ValueError: on mismatched shapes or a non-positive voxel size.
+    """
+    if labels.shape != confidence.shape or labels.ndim != 3:
+        raise ValueError(f"labels {labels.shape} and confidence {confidence.shape} must be the same (Z, Y, X) shape")
+    if any(v <= 0 for v in voxel_size_zyx_a):
+        raise ValueError(f"voxel_size_zyx_a must be positive, got {voxel_size_zyx_a}")
+    result = {}
+    for particle in particles:
+        blob_vox = expected_blob_volume_vox(particle.radius_a, voxel_size_zyx_a, target_radius_fraction)
+        min_vox = max(2.0, min_volume_fraction * blob_vox)
+        split_vox = split_volume_fraction * blob_vox
+        painted_radius_vox = target_radius_fraction * particle.radius_a / max(voxel_size_zyx_a)
+        centres, scores = _class_centres(labels == particle.label, confidence, min_vox, split_vox, painted_radius_vox)
+        keep = scores >= min_score
+        result[particle.name] = ClassPicks(centres_zyx_vox=centres[keep], scores=scores[keep])
+    return result
+
+
+def _class_centres(
+    mask: np.ndarray, confidence: np.ndarray, min_vox: float, split_vox: float, painted_radius_vox: float
+) -> tuple[np.ndarray, np.ndarray]:
+    components, count = ndimage.label(mask)
+    if count == 0:
+        return np.zeros((0, 3)), np.zeros(0)
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    centres: list[np.ndarray] = []
+    scores: list[float] = []
+    for index, box in enumerate(ndimage.find_objects(components), start=1):
+        if box is None or sizes[index] < min_vox:
+            continue
+        local = components[box] == index
+        weights = confidence[box].astype(np.float32) * local
+        offset = np.array([s.start for s in box], dtype=np.float64)
+        if sizes[index] > split_vox:
+            pieces = _split(local, painted_radius_vox)
+        else:
+            pieces = [local]
+        for piece in pieces:
+            if piece.sum() < min_vox:
+                continue
+            w = weights * piece
+            total = float(w.sum())
+            if total <= 0:
+                continue
+            grid = np.nonzero(piece)
+            centre = np.array([np.average(axis, weights=w[grid]) for axis in grid]) + offset
+            centres.append(centre)
+            scores.append(total / float(piece.sum()))
+    if not centres:
+        return np.zeros((0, 3)), np.zeros(0)
+    return np.array(centres), np.array(scores)
+
+
+def _split(local: np.ndarray, painted_radius_vox: float) -> list[np.ndarray]:
+    """Split a component of touching blobs into pieces around distance-transform peaks."""
+    distance = ndimage.distance_transform_edt(local)
+    min_distance = max(1, int(round(painted_radius_vox)))
+    peaks = peak_local_max(distance, min_distance=min_distance, labels=local.astype(np.int32), exclude_border=False)
+    if len(peaks) <= 1:
+        return [local]
+    markers = np.zeros(local.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    regions = watershed(-distance, markers, mask=local)
+    return [regions == i for i in range(1, len(peaks) + 1)]

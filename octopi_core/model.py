@@ -1,0 +1,234 @@
+"""The Octopi U-Net: construction from a config, and checkpoints that never unpickle code.
+
+A checkpoint is a directory holding ``model.safetensors`` (weights) and ``config.json``
+(:class:`ModelConfig`: architecture, class list, voxel size, version, training metadata and
+validation scores, plus the SHA-256 of the weights file). Checkpoints written by the original
+Octopi tool (a PyTorch ``state_dict`` file plus its model-config YAML) load too, through
+``torch.load(weights_only=True)``, which refuses arbitrary pickled objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from monai.networks.nets import UNet
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .exceptions import CheckpointError
+from .particles import PARTICLE_CLASSES, particle_by_name
+
+__all__ = [
+    "ModelConfig",
+    "build_model",
+    "count_parameters",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_octopi_checkpoint",
+    "default_checkpoint_dir",
+    "read_config",
+    "WEIGHTS_FILE",
+    "CONFIG_FILE",
+]
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+_PACKAGED_MODEL_DIR = Path(__file__).parent / "models" / "default"
+
+
+class ModelConfig(BaseModel):
+    """Everything needed to rebuild a trained network and interpret its output.
+
+    The defaults are the published Octopi picker: a MONAI 3-D U-Net with 1 input channel,
+    7 outputs (background + the 6 CZII classes), channels 32-64-128-128-128-128, strides
+    2-2-1-1-1, one residual unit per level and dropout 0.23 (5,029,192 parameters). Two
+    stride-2 levels mean window sizes must be multiples of 4 voxels.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    architecture: str = "unet"
+    in_channels: int = 1
+    channels: tuple[int, ...] = (32, 64, 128, 128, 128, 128)
+    strides: tuple[int, ...] = (2, 2, 1, 1, 1)
+    num_res_units: int = 1
+    dropout: float = Field(0.23, ge=0.0, lt=1.0)
+    classes: tuple[str, ...] = tuple(p.name for p in PARTICLE_CLASSES)
+    voxel_size_a: float = Field(10.0, gt=0.0, description="voxel size the network was trained at, Å")
+    version: str = ""
+    weights_sha256: str = ""
+    training: dict[str, Any] = Field(default_factory=dict, description="recipe, seed, epochs, data")
+    scores: dict[str, Any] = Field(default_factory=dict, description="validation scores")
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        if value.lower() != "unet":
+            raise ValueError(f"architecture must be 'unet', got {value!r}")
+        return "unet"
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(particle_by_name(name).name for name in value)
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels: background plus one per class."""
+        return len(self.classes) + 1
+
+    @property
+    def window_multiple_vox(self) -> int:
+        """Window sizes must be multiples of this (product of the strides)."""
+        multiple = 1
+        for stride in self.strides:
+            multiple *= stride
+        return multiple
+
+
+def build_model(config: ModelConfig | None = None) -> UNet:
+    """Build the (untrained) network described by ``config`` (default: the published picker)."""
+    config = config or ModelConfig()
+    return UNet(
+        spatial_dims=3,
+        in_channels=config.in_channels,
+        out_channels=config.out_channels,
+        channels=config.channels,
+        strides=config.strides,
+        num_res_units=config.num_res_units,
+        dropout=config.dropout,
+    )
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(model: torch.nn.Module, config: ModelConfig, directory: str | Path) -> ModelConfig:
+    """Write ``model`` and ``config`` as a checkpoint directory; return the config as saved.
+
+    The version is ``octopi-unet-<first 12 hex digits of the weights' SHA-256>`` unless the
+    config already names one, so the same weights always carry the same version.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights_path = directory / WEIGHTS_FILE
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights_path))
+    digest = _sha256(weights_path)
+    saved = config.model_copy(update={"weights_sha256": digest, "version": config.version or f"octopi-unet-{digest[:12]}"})
+    (directory / CONFIG_FILE).write_text(saved.model_dump_json(indent=2))
+    return saved
+
+
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[UNet, ModelConfig]:
+    """Load a checkpoint directory (or its ``config.json``) in eval mode on ``device``.
+
+    Also accepts an original Octopi checkpoint: a ``.pth``/``.pt`` state_dict file with its
+    model-config YAML beside it (see :func:`load_octopi_checkpoint`).
+
+    Raises:
+        CheckpointError: missing files, invalid config, corrupt weights, a weights file whose hash
+            differs from the config's, or weights that do not fit the architecture.
+    """
+    path = Path(path)
+    if path.suffix in {".pth", ".pt"}:
+        return load_octopi_checkpoint(path, device=device)
+    directory = path.parent if path.is_file() else path
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_path.is_file() or not weights_path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} needs {CONFIG_FILE} and {WEIGHTS_FILE}; not found")
+    try:
+        config = ModelConfig.model_validate_json(config_path.read_text())
+    except (ValidationError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint config {str(config_path)!r} is invalid: {e}") from e
+    if config.weights_sha256 and _sha256(weights_path) != config.weights_sha256:
+        raise CheckpointError(f"checkpoint weights {str(weights_path)!r} do not match the SHA-256 in its config (corrupt?)")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint weights {str(weights_path)!r} are corrupt: {e}") from e
+    return _model_from_state(state, config, str(weights_path), device), config
+
+
+def load_octopi_checkpoint(
+    weights_path: str | Path, config_path: str | Path | None = None, *, device: str | torch.device = "cpu"
+) -> tuple[UNet, ModelConfig]:
+    """Load a model trained by the original Octopi tool.
+
+    Args:
+        weights_path: the ``state_dict`` file (``best_model.pth``); read with ``weights_only=True``.
+        config_path: its model-config YAML (``model:`` with ``channels``, ``strides``,
+            ``num_res_units``, ``dropout``, ``num_classes``); default: the only ``*.yaml`` beside it.
+
+    Raises:
+        CheckpointError: missing or unreadable files, an architecture other than U-Net, or
+            weights that do not fit.
+    """
+    weights_path = Path(weights_path)
+    if config_path is None:
+        candidates = sorted(weights_path.parent.glob("*.yaml")) + sorted(weights_path.parent.glob("*.yml"))
+        if len(candidates) != 1:
+            raise CheckpointError(
+                f"cannot tell the model config of {str(weights_path)!r}: expected one *.yaml beside it, found {len(candidates)}"
+            )
+        config_path = candidates[0]
+    try:
+        raw = yaml.safe_load(Path(config_path).read_text()) or {}
+        section = raw.get("model", raw)
+        num_classes = int(section.get("num_classes", 7))
+        classes = tuple(p.name for p in PARTICLE_CLASSES[: num_classes - 1])
+        config = ModelConfig(
+            architecture=section.get("architecture", "unet"),
+            channels=tuple(section["channels"]),
+            strides=tuple(section["strides"]),
+            num_res_units=int(section["num_res_units"]),
+            dropout=float(section.get("dropout", 0.0)),
+            classes=classes,
+            voxel_size_a=float(raw.get("voxel_size", section.get("voxel_size", 10.0))),
+            version=f"octopi-import-{weights_path.stem}",
+            training={"imported_from": str(weights_path)},
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, ValidationError) as e:
+        raise CheckpointError(f"Octopi model config {str(config_path)!r} is unreadable: {e}") from e
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for bad or unsafe pickles
+        raise CheckpointError(f"Octopi weights {str(weights_path)!r} could not be loaded safely: {e}") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"Octopi weights {str(weights_path)!r} hold a {type(state).__name__}, not a state_dict")
+    return _model_from_state(state, config, str(weights_path), device), config
+
+
+def _model_from_state(state: dict, config: ModelConfig, source: str, device: str | torch.device) -> UNet:
+    model = build_model(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"weights in {source!r} do not fit the configured architecture: {e}") from e
+    return model.to(device).eval()
+
+
+def default_checkpoint_dir() -> Path:
+    """Directory of the model shipped in the package."""
+    return _PACKAGED_MODEL_DIR
+
+
+def read_config(directory: str | Path) -> ModelConfig:
+    """Read only a checkpoint's config (for listings), without loading weights."""
+    return ModelConfig.model_validate(json.loads((Path(directory) / CONFIG_FILE).read_text()))

@@ -1,0 +1,174 @@
+"""From a tomogram URI to picks: read, segment, localize, build the picks document.
+
+:class:`Picker` holds one loaded model so that a CLI call or a worker process pays the model
+load once and then serves many tomograms.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .export import picks_document_from_voxels
+from .inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, segment_tomogram
+from .io import load_tomogram
+from .localize import DEFAULT_TARGET_RADIUS_FRACTION, localize_particles
+from .model import ModelConfig, default_checkpoint_dir, load_checkpoint
+from .particles import particle_by_name, resolve_particles
+from .picks import PicksDocument
+
+__all__ = ["Stage", "PredictOptions", "Picker", "run_name_from_uri", "pick_device"]
+
+
+class Stage(str, Enum):
+    """Where a prediction is.
+
+    - ``fetching``: reading and normalising the tomogram
+    - ``inferring``: sliding-window segmentation
+    - ``localizing``: turning segmentation into picks
+    """
+
+    FETCHING = "fetching"
+    INFERRING = "inferring"
+    LOCALIZING = "localizing"
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Per-request settings; defaults suit a 184x630x630 tomogram at 10 Å.
+
+    Attributes:
+        classes: class names to pick; None = every class the model knows.
+        voxel_size_a: override of the tomogram's voxel size (Å), when its header is wrong.
+        window_vox: sliding-window size (voxels), one value or zyx.
+        overlap: fraction shared between neighbouring windows.
+        batch_size: windows per forward pass.
+        tta: average over y/x flips (4x the work).
+        min_score: drop picks under this confidence.
+    """
+
+    classes: Sequence[str] | None = None
+    voxel_size_a: float | None = None
+    window_vox: int | tuple[int, int, int] = DEFAULT_WINDOW_VOX
+    overlap: float = DEFAULT_OVERLAP
+    batch_size: int = DEFAULT_BATCH_SIZE
+    tta: bool = False
+    min_score: float = 0.0
+    storage_options: dict | None = field(default=None, hash=False, compare=False)
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given, else the first CUDA GPU when one is visible, else the CPU."""
+    if name and name != "auto":
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_name_from_uri(uri: str) -> str:
+    """Short tomogram name: the last path part of ``uri`` without .zarr/.mrc/.rec/.map."""
+    tail = uri.rstrip("/").split("?")[0].rsplit("/", 1)[-1]
+    return re.sub(r"\.(ome\.zarr|zarr|mrc|rec|map)$", "", tail, flags=re.IGNORECASE) or "tomogram"
+
+
+class Picker:
+    """A loaded model ready to pick particles in tomograms.
+
+    Args:
+        checkpoint: checkpoint directory (or Octopi ``.pth``); default the shipped model.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…; default a GPU when visible.
+
+    Raises:
+        CheckpointError: when the checkpoint cannot be loaded.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, *, device: str | None = None) -> None:
+        self.device = pick_device(device)
+        self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_dir()
+        self.model, self.config = load_checkpoint(self.checkpoint, device=self.device)
+
+    @property
+    def version(self) -> str:
+        return self.config.version
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.config
+
+    def predict(
+        self,
+        uri: str,
+        options: PredictOptions = PredictOptions(),
+        *,
+        on_stage: Callable[[Stage], None] | None = None,
+        progress: Callable[[float], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> PicksDocument:
+        """Pick particles in the tomogram at ``uri``.
+
+        Args:
+            uri: local path, ``file://``, ``http(s)://`` or ``s3://`` URI of OME-Zarr or MRC.
+            options: see :class:`PredictOptions`.
+            on_stage: called when a new :class:`Stage` starts.
+            progress: called with the inference fraction done (0..1).
+            should_cancel: polled between batches of windows; True stops with InferenceCancelledError.
+
+        Returns:
+            The picks, xyz in Å of the original tomogram, with per-stage timings.
+
+        Raises:
+            TomogramError: subclasses naming what is wrong with the tomogram.
+            InferenceCancelledError: when cancelled.
+            ValueError: for a class the model does not know.
+        """
+        known = {particle_by_name(n).name for n in self.config.classes}
+        particles = [p for p in resolve_particles(options.classes) if p.name in known]
+        if options.classes is not None and len(particles) < len(set(options.classes)):
+            unknown = sorted({particle_by_name(n).name for n in options.classes} - known)
+            raise ValueError(f"model {self.version} does not pick {', '.join(unknown)}")
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+
+        if on_stage:
+            on_stage(Stage.FETCHING)
+        window = options.window_vox if isinstance(options.window_vox, Sequence) else (options.window_vox,) * 3
+        tomogram = load_tomogram(
+            uri, target_voxel_size_a=self.config.voxel_size_a, voxel_size_a=options.voxel_size_a,
+            min_shape_zyx=tuple(window), storage_options=options.storage_options,
+        )
+        timings["read"] = time.perf_counter() - started
+
+        if on_stage:
+            on_stage(Stage.INFERRING)
+        mark = time.perf_counter()
+        segmentation = segment_tomogram(
+            self.model, tomogram.volume, num_classes=self.config.out_channels, window_vox=window,
+            overlap=options.overlap, batch_size=options.batch_size, device=self.device, tta=options.tta,
+            progress=progress, should_cancel=should_cancel,
+        )
+        del tomogram.volume
+        timings["inference"] = time.perf_counter() - mark
+
+        if on_stage:
+            on_stage(Stage.LOCALIZING)
+        mark = time.perf_counter()
+        fraction = float(self.config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION))
+        found = localize_particles(
+            segmentation.labels, segmentation.confidence, voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
+            particles=particles, target_radius_fraction=fraction, min_score=options.min_score,
+        )
+        timings["localize"] = time.perf_counter() - mark
+        timings["total"] = time.perf_counter() - started
+        return picks_document_from_voxels(
+            centres_zyx_vox={name: c.centres_zyx_vox for name, c in found.items()},
+            scores={name: c.scores for name, c in found.items()},
+            voxel_size_zyx_a=tomogram.voxel_size_zyx_a, origin_zyx_a=tomogram.origin_zyx_a,
+            tomogram_uri=uri, run_name=run_name_from_uri(uri),
+            source_voxel_size_zyx_a=tomogram.source_voxel_size_zyx_a, source_shape_zyx=tomogram.source_shape_zyx,
+            model_version=self.version, timings_s={k: round(v, 4) for k, v in timings.items()},
+        )

@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import torch
+
+from octopi_core.exceptions import InferenceCancelledError, TomogramTooSmallError
+from octopi_core.inference import segment_tomogram, window_starts
+
+
+class Pointwise(torch.nn.Module):
+    """Voxel-wise logits from intensity: exact reference output for any window layout."""
+
+    def __init__(self, num_classes=4):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, num_classes, 1)
+        torch.manual_seed(0)
+        torch.nn.init.normal_(self.conv.weight, std=3.0)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def _reference(model, volume):
+    with torch.inference_mode():
+        probs = torch.softmax(model(torch.from_numpy(volume)[None, None]), 1)[0].numpy()
+    return probs.argmax(0), probs.max(0)
+
+
+@pytest.mark.parametrize(
+    "length,window,overlap", [(100, 32, 0.25), (64, 64, 0.5), (70, 32, 0.0), (181, 96, 0.5)]
+)
+def test_window_starts_cover_the_axis_with_the_requested_overlap(length, window, overlap):
+    starts = window_starts(length, window, overlap)
+    assert starts[0] == 0 and starts[-1] + window == length
+    covered = np.zeros(length, bool)
+    for s in starts:
+        covered[s : s + window] = True
+    assert covered.all()
+    gaps = np.diff(starts)
+    assert all(window - g >= int(overlap * window) - 1 for g in gaps)
+
+
+def test_window_starts_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="overlap"):
+        window_starts(100, 32, 1.0)
+    with pytest.raises(ValueError, match="longer"):
+        window_starts(20, 32, 0.5)
+
+
+@pytest.mark.parametrize("window,overlap,batch", [(16, 0.5, 3), ((8, 16, 12), 0.25, 1), (24, 0.0, 8)])
+def test_blended_windows_reproduce_whole_volume_output(window, overlap, batch):
+    rng = np.random.default_rng(0)
+    volume = rng.normal(size=(30, 41, 37)).astype(np.float32)
+    model = Pointwise().eval()
+    result = segment_tomogram(
+        model, volume, num_classes=4, window_vox=window, overlap=overlap, batch_size=batch
+    )
+    labels, confidence = _reference(model, volume)
+    assert result.labels.dtype == np.uint8 and result.confidence.dtype == np.float16
+    assert (result.labels == labels).mean() > 0.999  # ties at fp16 rounding only
+    assert np.allclose(result.confidence.astype(np.float32), confidence, atol=2e-3)
+
+
+def test_tta_with_flip_invariant_model_changes_nothing():
+    volume = np.random.default_rng(1).normal(size=(16, 24, 24)).astype(np.float32)
+    model = Pointwise().eval()
+    plain = segment_tomogram(model, volume, num_classes=4, window_vox=16, overlap=0.5)
+    tta = segment_tomogram(model, volume, num_classes=4, window_vox=16, overlap=0.5, tta=True)
+    assert np.array_equal(plain.labels, tta.labels)
+    assert tta.windows == 4 * plain.windows
+
+
+def test_progress_reaches_one_and_cancel_stops_between_batches():
+    volume = np.zeros((16, 32, 32), np.float32)
+    seen = []
+    segment_tomogram(
+        Pointwise().eval(),
+        volume,
+        num_classes=4,
+        window_vox=16,
+        overlap=0.5,
+        batch_size=2,
+        progress=seen.append,
+    )
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) > 2
+    calls = []
+
+    def cancel_on_third_check():
+        calls.append(1)
+        return len(calls) >= 3
+
+    with pytest.raises(InferenceCancelledError):
+        segment_tomogram(
+            Pointwise().eval(),
+            volume,
+            num_classes=4,
+            window_vox=16,
+            overlap=0.5,
+            batch_size=1,
+            should_cancel=cancel_on_third_check,
+        )
+    assert len(calls) == 3
+
+
+def test_real_network_runs_on_cpu_and_bad_input_is_named():
+    from octopi_core.model import build_model
+
+    volume = np.random.default_rng(2).normal(size=(32, 40, 40)).astype(np.float32)
+    result = segment_tomogram(build_model().eval(), volume, num_classes=7, window_vox=32, overlap=0.25)
+    assert result.labels.shape == volume.shape and result.labels.max() <= 6
+    with pytest.raises(TomogramTooSmallError, match="smaller than one inference window"):
+        segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=48)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=30)
+    with pytest.raises(ValueError, match="batch_size"):
+        segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=16, batch_size=0)

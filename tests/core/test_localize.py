@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from octopi_core.localize import expected_blob_volume_vox, localize_particles
+from octopi_core.particles import particle_by_name
+from octopi_core.train import paint_targets
+
+VOXEL = (10.0, 10.0, 10.0)
+
+
+def _painted(points_by_class, shape=(64, 96, 96)):
+    truth = {name: np.array(points, float) for name, points in points_by_class.items()}
+    labels = paint_targets(shape, truth, VOXEL, 0.5)
+    confidence = np.where(labels > 0, 0.9, 0.95).astype(np.float16)
+    return labels, confidence, truth
+
+
+def test_each_painted_sphere_gives_one_pick_at_its_centre():
+    labels, confidence, truth = _painted(
+        {
+            "ribosome": [[300.0, 300.0, 300.0], [650.0, 420.0, 310.0]],
+            "apo-ferritin": [[150.0, 700.0, 200.0]],
+        }
+    )
+    found = localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL)
+    assert set(found) == {
+        "apo-ferritin",
+        "beta-amylase",
+        "beta-galactosidase",
+        "ribosome",
+        "thyroglobulin",
+        "virus-like-particle",
+    }
+    ribosomes = found["ribosome"].centres_zyx_vox[:, ::-1] * 10  # back to xyz Å
+    assert len(ribosomes) == 2
+    for point in truth["ribosome"]:
+        assert np.min(np.linalg.norm(ribosomes - point, axis=1)) < 5.0
+    assert len(found["apo-ferritin"].centres_zyx_vox) == 1
+    assert len(found["thyroglobulin"].centres_zyx_vox) == 0
+    assert np.allclose(found["ribosome"].scores, 0.9, atol=1e-3)
+
+
+def test_small_specks_are_dropped():
+    labels = np.zeros((32, 32, 32), np.uint8)
+    labels[10, 10, 10] = particle_by_name("ribosome").label  # 1 voxel, far below a ribosome blob
+    found = localize_particles(labels, np.ones_like(labels, np.float16), voxel_size_zyx_a=VOXEL)
+    assert len(found["ribosome"].centres_zyx_vox) == 0
+    assert expected_blob_volume_vox(150.0, VOXEL, 0.5) == pytest.approx(4 / 3 * np.pi * 7.5**3)
+
+
+def test_touching_blobs_are_split_into_two_picks():
+    # Two ribosome targets closer than the sum of the painted radii merge into one component.
+    labels, confidence, truth = _painted({"ribosome": [[400.0, 400.0, 300.0], [530.0, 400.0, 300.0]]})
+    found = localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL)
+    centres = found["ribosome"].centres_zyx_vox[:, ::-1] * 10
+    assert len(centres) == 2
+    for point in truth["ribosome"]:
+        assert np.min(np.linalg.norm(centres - point, axis=1)) < 0.5 * 150
+
+
+def test_class_subset_and_bad_input():
+    labels, confidence, _ = _painted({"ribosome": [[300.0, 300.0, 300.0]]})
+    only = localize_particles(
+        labels, confidence, voxel_size_zyx_a=VOXEL, particles=[particle_by_name("ribosome")]
+    )
+    assert list(only) == ["ribosome"]
+    with pytest.raises(ValueError, match="same"):
+        localize_particles(labels, confidence[:-1], voxel_size_zyx_a=VOXEL)
+    with pytest.raises(ValueError, match="voxel_size"):
+        localize_particles(labels, confidence, voxel_size_zyx_a=(0.0, 10.0, 10.0))
+
+
+def test_min_score_filters_low_confidence():
+    labels, confidence, _ = _painted({"ribosome": [[300.0, 300.0, 300.0]]})
+    assert (
+        len(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, min_score=0.95)["ribosome"].scores)
+        == 0
+    )

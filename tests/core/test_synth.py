@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from octopi_core.io import load_tomogram
+from octopi_core.particles import PARTICLE_CLASSES
+from octopi_core.picks import PicksDocument
+from octopi_core.synth import HELD_OUT_SETTINGS, PhantomSettings, make_phantom, write_phantom
+
+SMALL = PhantomSettings(shape_zyx=(48, 96, 96), particles_per_1e9_a3=(40.0, 60.0))
+
+
+def test_same_seed_same_tomogram_other_seed_differs():
+    a, b, c = make_phantom(3, SMALL), make_phantom(3, SMALL), make_phantom(4, SMALL)
+    assert np.array_equal(a.volume, b.volume)
+    assert all(np.array_equal(a.truth_xyz_a[n], b.truth_xyz_a[n]) for n in a.truth_xyz_a)
+    assert a.settings == b.settings
+    assert not np.array_equal(a.volume, c.volume)
+
+
+def test_truth_lies_inside_the_volume_and_particles_do_not_overlap():
+    phantom = make_phantom(5, SMALL)
+    extent_xyz = np.array(phantom.volume.shape[::-1]) * 10.0
+    assert set(phantom.truth_xyz_a) == {p.name for p in PARTICLE_CLASSES}
+    everything = []
+    for particle in PARTICLE_CLASSES:
+        points = phantom.truth_xyz_a[particle.name]
+        assert points.shape[1] == 3
+        assert np.all(points >= 0) and np.all(points <= extent_xyz)
+        everything += [(p, particle.radius_a) for p in points]
+    assert sum(len(v) for v in phantom.truth_xyz_a.values()) >= 6
+    for i, (p, r) in enumerate(everything):
+        for q, s in everything[i + 1 :]:
+            assert np.linalg.norm(p - q) >= 0.9 * (r + s) - 1e-6
+
+
+def _contrast(phantom, name):
+    """Mean normalised grey level at the centres of one class's particles."""
+    v = phantom.volume
+    v = (v - np.median(v)) / v.std()
+    if phantom.settings["inverted"]:
+        v = -v
+    values = [
+        v[tuple(np.round(p[::-1] / 10).astype(int).clip(0, np.array(v.shape) - 1))]
+        for p in phantom.truth_xyz_a[name]
+    ]
+    return np.mean(values) if values else None
+
+
+def test_particles_have_their_shapes_hollow_shells_are_hollow():
+    # Clean settings: high SNR, no gradient, so the densities themselves can be compared.
+    clean = SMALL.model_copy(
+        update={
+            "snr": (50.0, 50.0),
+            "ice_gradient": (0.0, 0.0),
+            "bfactor_a2": (0.0, 0.0),
+            "phase_flipped_probability": 1.0,
+            "defocus_um": (0.5, 0.5),
+            "inverted_contrast_probability": 0.0,
+            "clutter_per_1e9_a3": (0.0, 0.0),
+            "vesicles": (0, 0),
+            "gold_beads": (0, 0),
+            "tilt_max_deg": (89.0, 89.0),
+            "shape_zyx": (64, 128, 128),
+        }
+    )
+    phantom = make_phantom(11, clean)
+    # A dense particle stands out from the background at its centre; a hollow capsid does not.
+    ribosome = _contrast(phantom, "ribosome")
+    vlp = _contrast(phantom, "virus-like-particle")
+    assert ribosome is not None and vlp is not None
+    assert abs(ribosome) > 2.0 and abs(vlp) < 1.0
+
+
+def test_held_out_settings_and_anisotropic_voxels():
+    settings = HELD_OUT_SETTINGS.model_copy(
+        update={"shape_zyx": (40, 80, 96), "voxel_size_a": (12.0, 10.0, 8.0)}
+    )
+    phantom = make_phantom(2, settings)
+    assert phantom.volume.shape == (40, 80, 96)
+    assert phantom.voxel_size_zyx_a == (12.0, 10.0, 8.0)
+    assert HELD_OUT_SETTINGS.tilt_max_deg[1] <= 45 and 35 <= phantom.settings["tilt_max_deg"] <= 45
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="seed"):
+        make_phantom(-1, SMALL)
+    with pytest.raises(ValueError, match="shape_zyx"):
+        make_phantom(0, SMALL, shape_zyx=(8, 64, 64))
+
+
+@pytest.mark.parametrize("fmt,zarr_format", [("zarr", 2), ("zarr", 3), ("mrc", 2)])
+def test_written_phantom_reads_back_with_truth(tmp_path, fmt, zarr_format):
+    phantom = make_phantom(7, SMALL)
+    path, truth_path = write_phantom(phantom, tmp_path, "run-7", fmt=fmt, zarr_format=zarr_format)
+    loaded = load_tomogram(str(path))
+    assert loaded.volume.shape == phantom.volume.shape
+    assert loaded.voxel_size_zyx_a == pytest.approx((10.0, 10.0, 10.0))
+    truth = PicksDocument.model_validate_json(truth_path.read_text())
+    assert truth.run_name == "run-7"
+    assert sum(truth.counts().values()) == sum(len(v) for v in phantom.truth_xyz_a.values())

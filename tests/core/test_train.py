@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pytest
+
+from octopi_core.exceptions import TrainingDataError
+from octopi_core.model import load_checkpoint
+from octopi_core.particles import particle_by_name
+from octopi_core.train import load_train_config, paint_targets, train
+
+
+def test_paint_targets_draws_spheres_of_the_class_fraction():
+    truth = {"ribosome": np.array([[200.0, 300.0, 250.0]])}  # xyz Å -> voxel (z=25, y=30, x=20)
+    labels = paint_targets((50, 60, 40), truth, (10.0, 10.0, 10.0), 0.5)
+    label = particle_by_name("ribosome").label
+    assert labels[25, 30, 20] == label
+    assert labels[25, 30, 20 + 7] == label and labels[25, 30, 20 + 8] == 0  # radius 75 Å = 7.5 voxels
+    assert (labels == label).sum() == pytest.approx(4 / 3 * np.pi * 7.5**3, rel=0.1)
+    assert set(np.unique(labels)) == {0, label}
+
+
+def test_presets_load_and_invalid_configs_name_the_field(tmp_path):
+    card = load_train_config("card")
+    assert card.lr == pytest.approx(2.796e-6) and card.loss_alpha == pytest.approx(0.152)
+    assert card.loss_gamma == pytest.approx(1.889) and card.patch_vox == 112 and card.dropout == pytest.approx(0.23)
+    assert load_train_config("cpu").patch_vox == 64
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("patch_vox: 30\nlr: -1\n")
+    with pytest.raises(ValueError, match="patch_vox") as info:
+        load_train_config(bad)
+    assert "lr" in str(info.value)
+    (tmp_path / "unknown.yaml").write_text("learning_rate: 0.1\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        load_train_config(tmp_path / "unknown.yaml")
+    with pytest.raises(ValueError, match="neither a file nor a preset"):
+        load_train_config("no-such-preset")
+    toml = tmp_path / "c.toml"
+    toml.write_text("seed = 3\npatch_vox = 32\n")
+    assert load_train_config(toml).seed == 3
+
+
+def _tiny(tmp_path, **update):
+    config = load_train_config("tiny").model_copy(update={"output_dir": str(tmp_path / "run"), **update})
+    return config
+
+
+@pytest.mark.slow
+def test_short_run_lowers_the_loss_writes_a_loadable_checkpoint_and_resumes(tmp_path):
+    config = _tiny(tmp_path, epochs=4, steps_per_epoch=6, refresh_per_epoch=0, train_pool_size=1, val_every_epochs=4)
+    result = train(config)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and result.epochs_run == 4
+    assert records[-1]["loss"] < records[0]["loss"]
+    model, saved = load_checkpoint(result.best_checkpoint)
+    assert saved.training["seed"] == config.seed and "validation" in saved.scores
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+
+    # Resume: asking for more epochs continues from the saved state instead of starting over.
+    resumed = train(config.model_copy(update={"epochs": 5, "val_every_epochs": 1}))
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3, 4]
+    assert records[-1]["step"] == 5 * config.steps_per_epoch and resumed.epochs_run == 5
+
+
+def test_label_less_data_stops_with_a_clear_error(tmp_path):
+    empty = {"particles_per_1e9_a3": (0.0, 0.0), "shape_zyx": (32, 64, 64)}
+    config = _tiny(tmp_path)
+    config = config.model_copy(update={"train_settings": config.train_settings.model_copy(update=empty)})
+    with pytest.raises(TrainingDataError, match="no labelled particles"):
+        train(config)
