@@ -56,14 +56,39 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, tiny)")
     train.add_argument("config")
     train.add_argument("--output-dir", help="override the config's output_dir")
+
+    promote = commands.add_parser("promote", help="score a candidate checkpoint against the champion; promote if better")
+    promote.add_argument("candidate", help="checkpoint directory")
+    _registry_arguments(promote)
+
+    retrain = commands.add_parser("retrain", help="train -> evaluate -> promote (what the retraining CronJob runs)")
+    retrain.add_argument("config", help="training config file or preset")
+    retrain.add_argument("--output-dir", help="override the config's output_dir")
+    _registry_arguments(retrain)
+
+    models = commands.add_parser("models", help="list the registry's models and the champion")
+    models.add_argument("--registry", required=True, help="registry root: directory or s3://bucket/prefix")
+
+    rollback = commands.add_parser("rollback", help="point the champion at an earlier registered version")
+    rollback.add_argument("version")
+    rollback.add_argument("--registry", required=True, help="registry root: directory or s3://bucket/prefix")
     return parser
+
+
+def _registry_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", required=True, help="registry root: directory or s3://bucket/prefix")
+    parser.add_argument("--eval-dir", default="runs/held-out", help="where held-out tomograms are generated (reused)")
+    parser.add_argument("--eval-count", type=int, default=4, help="held-out tomograms")
+    parser.add_argument("--eval-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
+    parser.add_argument("--eval-window", type=int, default=None, help="inference window for the evaluation, voxels")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .exceptions import OctopiError
 
     args = build_parser().parse_args(argv)
-    handler = {"predict": _predict, "evaluate": _evaluate, "generate": _generate, "demo": _demo, "train": _train}
+    handler = {"predict": _predict, "evaluate": _evaluate, "generate": _generate, "demo": _demo, "train": _train,
+               "promote": _promote, "retrain": _retrain, "models": _models, "rollback": _rollback}
     try:
         return handler[args.command](args)
     except (OctopiError, ValueError, FileNotFoundError) as e:
@@ -167,6 +192,57 @@ def _train(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"output_dir": args.output_dir})
     result = train(config)
     print(result.model_dump_json(indent=2))
+    return 0
+
+
+
+def _promote_checkpoint(args: argparse.Namespace, candidate: str) -> int:
+    from .pipeline import PredictOptions
+    from .promotion import held_out_set, promote
+    from .registry import Registry
+
+    evaluation = held_out_set(args.eval_dir, count=args.eval_count, shape_zyx=tuple(args.eval_shape))
+    options = PredictOptions(window_vox=args.eval_window) if args.eval_window else PredictOptions()
+    result = promote(Registry(args.registry), candidate, evaluation, options=options)
+    print(json.dumps(result.__dict__, indent=2))
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    return _promote_checkpoint(args, args.candidate)
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    import logging
+
+    from .train import load_train_config, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    config = load_train_config(args.config)
+    if args.output_dir:
+        config = config.model_copy(update={"output_dir": args.output_dir})
+    result = train(config)
+    print(f"trained: best checkpoint {result.best_checkpoint} (validation {result.best_score:.4f}); evaluating")
+    return _promote_checkpoint(args, result.best_checkpoint)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .registry import Registry
+
+    for entry in Registry(args.registry).entries():
+        held_out = entry.config.scores.get("held_out", {}).get("weighted_f_beta")
+        validation = entry.config.scores.get("validation", {}).get("weighted_f_beta")
+        mark = "*" if entry.champion else " "
+        print(f"{mark} {entry.version}  held-out {held_out if held_out is not None else '-'}  "
+              f"validation {validation if validation is not None else '-'}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from .registry import Registry
+
+    Registry(args.registry).set_champion(args.version, reason="manual rollback")
+    print(f"champion is now {args.version}")
     return 0
 
 

@@ -1,0 +1,89 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from octopi_core.cli import main
+from octopi_core.io import write_mrc, write_ome_zarr
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_predict_writes_every_format_and_evaluate_scores(capsys, tmp_path, random_checkpoint, small_tomogram):
+    tomogram, truth = small_tomogram
+    for fmt, name in [("json", "p.json"), ("csv", "p.csv"), ("star", "p.star"), ("ndjson", "p.ndjson")]:
+        code, _, err = _run(capsys, "predict", str(tomogram), "--model", str(random_checkpoint), "--window", "32",
+                            "--out", str(tmp_path / name), "--format", fmt, "--quiet")
+        assert code == 0, err
+        assert (tmp_path / name).is_file()
+    picks = json.loads((tmp_path / "p.json").read_text())["picks"]
+    total = sum(len(points) for points in picks.values())
+    assert len((tmp_path / "p.ndjson").read_text().splitlines()) == total
+    assert "run_name,particle_type,x,y,z,score" in (tmp_path / "p.csv").read_text()
+    code, _, err = _run(capsys, "predict", str(tomogram), "--model", str(random_checkpoint), "--window", "32",
+                        "--out", str(tmp_path / "copick"), "--format", "copick", "--quiet")
+    assert code == 0 and len(list((tmp_path / "copick").glob("*.json"))) == 6
+    code, out, _ = _run(capsys, "evaluate", str(truth), str(truth))
+    assert code == 0 and "weighted" in out.lower()
+    code, out, _ = _run(capsys, "evaluate", str(truth), str(truth), "--json")
+    classes = json.loads(out)["classes"]
+    assert sum(c["tp"] for c in classes) >= 1 and all(c["fp"] == 0 and c["fn"] == 0 for c in classes)
+    assert all(c["f_beta"] == pytest.approx(1.0) for c in classes if c["tp"])
+
+
+def test_predict_to_stdout_is_json(capsys, random_checkpoint, small_tomogram):
+    code, out, _ = _run(capsys, "predict", str(small_tomogram[0]), "--model", str(random_checkpoint), "--window", "32",
+                        "--quiet")
+    assert code == 0 and json.loads(out)["run_name"] == "small"
+
+
+def _bad_inputs(tmp_path):
+    (tmp_path / "garbage.mrc").write_bytes(b"not an mrc file" * 100)
+    write_mrc(str(tmp_path / "ok.mrc"), np.random.default_rng(0).normal(size=(40, 40, 40)).astype(np.float32), 10.0)
+    data = (tmp_path / "ok.mrc").read_bytes()
+    (tmp_path / "truncated.mrc").write_bytes(data[: len(data) // 2])
+    write_ome_zarr(str(tmp_path / "flat.zarr"), np.zeros((64, 64, 64), np.float32) + 3.0, 10.0)
+    write_mrc(str(tmp_path / "nan.mrc"), np.full((40, 40, 40), np.nan, np.float32), 10.0)
+    write_mrc(str(tmp_path / "absurd.mrc"), np.random.default_rng(0).normal(size=(40, 40, 40)).astype(np.float32), 1e5)
+    write_mrc(str(tmp_path / "small.mrc"), np.random.default_rng(0).normal(size=(8, 40, 40)).astype(np.float32), 10.0)
+    return {
+        "missing": (str(tmp_path / "nope.zarr"), "nope.zarr"),
+        "garbage": (str(tmp_path / "garbage.mrc"), "garbage.mrc"),
+        "truncated": (str(tmp_path / "truncated.mrc"), "truncated"),
+        "constant": (str(tmp_path / "flat.zarr"), "constant"),
+        "all-nan": (str(tmp_path / "nan.mrc"), "finite"),
+        "absurd voxel": (str(tmp_path / "absurd.mrc"), "voxel size"),
+        "too small": (str(tmp_path / "small.mrc"), "smaller"),
+        "bad scheme": ("ftp://example.org/t.mrc", "ftp"),
+        "unreachable": ("http://127.0.0.1:1/t.mrc", "127.0.0.1"),
+    }
+
+
+def test_bad_input_exits_2_with_a_message_and_no_traceback(capsys, tmp_path, random_checkpoint):
+    for label, (uri, needle) in _bad_inputs(tmp_path).items():
+        code, _, err = _run(capsys, "predict", uri, "--model", str(random_checkpoint), "--window", "32", "--quiet")
+        assert code == 2, label
+        assert "error:" in err and needle.lower() in err.lower(), (label, err)
+        assert "Traceback" not in err, label
+
+
+def test_unknown_model_and_bad_picks_file(capsys, tmp_path, small_tomogram):
+    code, _, err = _run(capsys, "predict", str(small_tomogram[0]), "--model", str(tmp_path / "none"), "--quiet")
+    assert code == 2 and "checkpoint" in err
+    (tmp_path / "bad.json").write_text("{not json")
+    code, _, err = _run(capsys, "evaluate", str(tmp_path / "bad.json"), str(small_tomogram[1]))
+    assert code == 2 and "bad.json" in err
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path, random_checkpoint):
+    result = subprocess.run([sys.executable, "-m", "octopi_core.cli", "predict", str(tmp_path / "missing.mrc"),
+                             "--model", str(random_checkpoint)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "missing.mrc" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from octopi_core.exceptions import InferenceCancelledError, TomogramTooSmallError
+from octopi_core.io import write_mrc
+from octopi_core.pipeline import Picker, PredictOptions, Stage, run_name_from_uri
+from octopi_core.particles import PARTICLE_CLASSES
+
+SMALL = PredictOptions(window_vox=32, overlap=0.25, batch_size=2)
+
+
+def test_predict_returns_a_complete_document_with_stages_and_progress(random_checkpoint, small_tomogram):
+    picker = Picker(random_checkpoint, device="cpu")
+    stages, fractions = [], []
+    doc = picker.predict(str(small_tomogram[0]), SMALL, on_stage=stages.append, progress=fractions.append)
+    assert stages == [Stage.FETCHING, Stage.INFERRING, Stage.LOCALIZING]
+    assert fractions[-1] == pytest.approx(1.0)
+    assert list(doc.picks) == [p.name for p in PARTICLE_CLASSES]
+    assert doc.model_version == picker.version and doc.run_name == "small"
+    assert doc.voxel_size_xyz_a == pytest.approx((10.0, 10.0, 10.0)) and doc.shape_zyx == (32, 64, 64)
+    assert set(doc.timings_s) == {"read", "inference", "localize", "total"}
+    assert doc.timings_s["total"] >= doc.timings_s["inference"] > 0
+    extent = np.array([64, 64, 32]) * 10.0
+    for points in doc.picks.values():
+        for p in points:
+            assert 0 <= p.x <= extent[0] and 0 <= p.y <= extent[1] and 0 <= p.z <= extent[2]
+            assert 0.0 <= p.score <= 1.0
+
+
+def test_class_subset_and_unknown_class(random_checkpoint, small_tomogram):
+    picker = Picker(random_checkpoint, device="cpu")
+    doc = picker.predict(str(small_tomogram[0]), PredictOptions(window_vox=32, classes=["ribosome", "vlp"]))
+    assert list(doc.picks) == ["ribosome", "virus-like-particle"]
+    with pytest.raises(ValueError, match="unknown particle class"):
+        picker.predict(str(small_tomogram[0]), PredictOptions(window_vox=32, classes=["spliceosome"]))
+
+
+def test_resampled_tomogram_reports_the_original_frame(random_checkpoint, tmp_path):
+    # A 5 Å tomogram is resampled to the model's 10 Å; the document still describes the original.
+    volume = np.random.default_rng(0).normal(size=(64, 96, 80)).astype(np.float32)
+    write_mrc(str(tmp_path / "fine.mrc"), volume, 5.0)
+    doc = Picker(random_checkpoint, device="cpu").predict(str(tmp_path / "fine.mrc"), SMALL)
+    assert doc.voxel_size_xyz_a == pytest.approx((5.0, 5.0, 5.0)) and doc.shape_zyx == (64, 96, 80)
+    for points in doc.picks.values():
+        for p in points:
+            assert p.x <= 80 * 5.0 and p.y <= 96 * 5.0 and p.z <= 64 * 5.0
+
+
+def test_too_small_and_cancelled(random_checkpoint, small_tomogram):
+    picker = Picker(random_checkpoint, device="cpu")
+    with pytest.raises(TomogramTooSmallError, match="smaller than"):
+        picker.predict(str(small_tomogram[0]), PredictOptions(window_vox=48))
+    with pytest.raises(InferenceCancelledError):
+        picker.predict(str(small_tomogram[0]), SMALL, should_cancel=lambda: True)
+
+
+@pytest.mark.parametrize("uri,name", [
+    ("s3://bucket/run/TS_5_4.zarr/", "TS_5_4"), ("/data/a.b.mrc", "a.b"), ("https://h/x/tomo.REC?sig=1", "tomo"),
+    ("file:///t/denoised.ome.zarr", "denoised"),
+])
+def test_run_name_from_uri(uri, name):
+    assert run_name_from_uri(uri) == name
