@@ -1,6 +1,6 @@
 """Picks files: centres (zyx, voxels) -> :class:`PicksDocument` (xyz, Å) -> files, and files back to documents.
 
-This module and ``octopi_core/io.py`` are the only places that cross from volume indices (zyx, voxels)
+This module and ``octopi_core/io`` are the only places that cross from volume indices (zyx, voxels)
 to exported coordinates (xyz, Å); here the crossing is :func:`picks_document_from_voxels`.
 
 Formats (:class:`PicksFormat`):

@@ -113,3 +113,16 @@ def test_real_network_runs_on_cpu_and_bad_input_is_named():
         segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=30)
     with pytest.raises(ValueError, match="batch_size"):
         segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=16, batch_size=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_mixed_precision_agrees_with_cpu():
+    from octopi_core.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model().eval()
+    volume = np.random.default_rng(3).normal(size=(64, 96, 96)).astype(np.float32)
+    cpu = segment_tomogram(model, volume, num_classes=7, window_vox=64, overlap=0.25)
+    gpu = segment_tomogram(model.cuda(), volume, num_classes=7, window_vox=64, overlap=0.25, amp=True)
+    assert (cpu.labels == gpu.labels).mean() > 0.98

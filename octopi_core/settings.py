@@ -1,0 +1,180 @@
+"""Service settings: one typed class read from the environment, shared by the gateway and the workers.
+
+Every field is read from ``OCTOPI_<FIELD>`` (upper case), except the Redis URL, which is also taken
+from plain ``REDIS_URL``, and the S3 endpoint, also taken from ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL``. A ``.env`` file in the working directory is read too; unknown keys are ignored.
+List fields take a comma-separated string (``OCTOPI_ALLOWED_HOSTS=127.0.0.1,10.0.0.0/8``) or a JSON
+list. Durations end in ``_s`` (seconds), sizes in ``_bytes``, ``_voxels`` or ``_vox``.
+
+Only entry points (``app/`` and ``worker/`` start-up) read settings; compute modules of
+``octopi_core`` take explicit arguments and never import this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Environment", "Settings", "get_settings", "DEFAULT_REDIS_URL"]
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # used by `gateway`/`worker` when REDIS_URL is unset
+_PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password", "test", "testing", "example", ""}
+_KNOWN_SCHEMES = {"file", "http", "https", "s3"}
+
+
+def _default_registry_uri() -> str:
+    data_home = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return str(data_home / "octopi-serve" / "registry")
+
+
+def _split_list(value: object) -> object:
+    """Accept ``"a, b"`` as well as a JSON list or a Python list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Environment(str, Enum):
+    """Where the service runs.
+
+    - ``development``: a laptop or CI; placeholder API keys are tolerated, local paths under the
+      working directory are readable by default.
+    - ``production``: placeholder API keys are refused and no local path is readable unless
+      ``local_roots`` names it.
+    """
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Configuration of the gateway and the workers (environment variables ``OCTOPI_*``).
+
+    Attributes:
+        environment: ``development`` (default) or ``production``; see :class:`Environment`.
+        redis_url: Redis URL (env ``REDIS_URL`` or ``OCTOPI_REDIS_URL``). Unset: ``serve`` starts its
+            own redis-server; ``gateway``/``worker`` use ``redis://127.0.0.1:6379/0``.
+        registry_uri: model registry root, local directory or ``s3://`` prefix (default
+            ``$XDG_DATA_HOME/octopi-serve/registry``); with no champion there, the shipped model is served.
+        queue_name: RQ queue the gateway fills and the workers drain (default ``octopi``).
+        result_ttl_s: how long finished jobs and their picks stay in Redis (default 7 days).
+        job_timeout_s: longest a single attempt of a job may run before it fails (default 3 h).
+        max_tries: attempts a job gets when its worker dies (kill -9, OOM, node loss) before it fails (default 3).
+        heartbeat_s: interval between worker heartbeats, and between dead-worker sweeps (default 5 s).
+        worker_ttl_s: a worker whose last heartbeat is older than this is dead and its job is re-queued
+            (default 30 s; must exceed twice ``heartbeat_s``).
+        api_keys: bearer tokens accepted by the gateway; empty (default) means no authentication.
+        allowed_schemes: URI schemes accepted for tomograms and outputs, from ``file`` (local paths too),
+            ``http``, ``https``, ``s3`` (default all four).
+        allowed_hosts: host names, IP addresses or CIDR networks that may be fetched even though they are
+            loopback, private, link-local or cloud-metadata addresses (SSRF allow-list; default none).
+        local_roots: directories under which local paths may be read or written. Default: the working
+            directory in development, nothing in production.
+        max_tomogram_voxels: larger tomograms (at the level read) are refused with 413 (default 2**31).
+        max_tomogram_bytes: tomograms whose voxels take more bytes are refused with 413 (default 16 GiB).
+        max_body_bytes: larger request bodies are refused with 413 (default 64 KiB).
+        rate_limit_per_minute: requests per client (API key, else IP) and minute; 0 disables (default 600).
+        open_timeout_s: time the gateway may spend opening a tomogram's metadata (default 20 s).
+        redis_retry_s: how long a worker keeps retrying to store a finished job while Redis is away
+            (default 120 s).
+        device: ``auto`` (a GPU when visible, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        torch_threads: CPU threads per worker for torch; None keeps torch's default.
+        window_vox: sliding-window size, voxels (multiple of 4; default 96).
+        overlap: window overlap fraction in [0, 1) (default 0.25).
+        batch_size: windows per forward pass (default 4); cancellation is checked between batches.
+        model_cache_size: loaded models a worker keeps (default 2).
+        s3_endpoint_url: S3 endpoint (env ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` too); trusted.
+        host, port: where ``serve``/``gateway`` listen (default 127.0.0.1:8000).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OCTOPI_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "OCTOPI_REDIS_URL", "redis_url"))
+    registry_uri: str = Field(default_factory=_default_registry_uri)
+    queue_name: str = Field("octopi", pattern=r"^[A-Za-z0-9_.-]+$")
+    result_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    job_timeout_s: int = Field(3 * 3600, ge=1)
+    max_tries: int = Field(3, ge=1, le=100)
+    heartbeat_s: float = Field(5.0, gt=0)
+    worker_ttl_s: float = Field(30.0, gt=0)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allowed_schemes: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["file", "http", "https", "s3"])
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    local_roots: Annotated[list[Path] | None, NoDecode] = None
+    max_tomogram_voxels: int = Field(2**31, ge=1)
+    max_tomogram_bytes: int = Field(16 * 2**30, ge=1)
+    max_body_bytes: int = Field(64 * 1024, ge=256)
+    rate_limit_per_minute: int = Field(600, ge=0)
+    open_timeout_s: float = Field(20.0, gt=0)
+    redis_retry_s: float = Field(120.0, ge=0)
+    device: str = "auto"
+    torch_threads: int | None = Field(None, ge=1)
+    window_vox: int = Field(96, ge=4, multiple_of=4)
+    overlap: float = Field(0.25, ge=0.0, lt=1.0)
+    batch_size: int = Field(4, ge=1)
+    model_cache_size: int = Field(2, ge=1)
+    s3_endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("OCTOPI_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
+                                            "s3_endpoint_url"))
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+    @field_validator("api_keys", "allowed_hosts", "local_roots", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("allowed_schemes", mode="before")
+    @classmethod
+    def _known_schemes(cls, value: object) -> object:
+        schemes = [str(s).strip().lower().removesuffix("://") for s in _split_list(value)]  # type: ignore[union-attr]
+        unknown = sorted(set(schemes) - _KNOWN_SCHEMES)
+        if unknown:
+            raise ValueError(f"allowed_schemes must be among {sorted(_KNOWN_SCHEMES)}, got {unknown}")
+        return schemes
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "cpu", "cuda") and not (value.startswith("cuda:") and value[5:].isdigit()):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.worker_ttl_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"worker_ttl_s ({self.worker_ttl_s}) must be at least twice heartbeat_s ({self.heartbeat_s})"
+            )
+        if self.environment is Environment.PRODUCTION:
+            weak = [k for k in self.api_keys if k.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS]
+            if weak:
+                raise ValueError("api_keys holds a placeholder secret; set real keys in production")
+        if self.local_roots is None:
+            self.local_roots = [Path.cwd()] if self.environment is Environment.DEVELOPMENT else []
+        self.local_roots = [Path(p).expanduser().resolve() for p in self.local_roots]
+        return self
+
+    @property
+    def effective_redis_url(self) -> str:
+        """The Redis URL, or the local default when none is set."""
+        return self.redis_url or DEFAULT_REDIS_URL
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()
