@@ -19,8 +19,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _data import SHAPE, full_size_tomogram
+
 HERE = Path(__file__).parent
-SHAPE = (184, 630, 630)
 RSS_TARGET_GB = 3.0
 
 CHILD = r"""
@@ -55,12 +56,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    data = HERE / "data"
-    tomogram = data / "synthetic-0000.zarr"
-    if not tomogram.exists():
-        print(f"generating a {SHAPE} tomogram in {data} (once)...", flush=True)
-        subprocess.run([sys.executable, "-m", "octopi_core.cli", "generate", str(data), "--seed", "0",
-                        "--shape", *map(str, SHAPE)], check=True)
+    tomogram, _ = full_size_tomogram()
     child_args = {"uri": str(tomogram), "model": args.model, "window": args.window, "overlap": args.overlap,
                   "batch_size": args.batch_size, "threads": args.threads, "device": args.device}
     started = time.perf_counter()

@@ -183,7 +183,8 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
+def _run_training(args: argparse.Namespace):
+    """Train as ``args.config`` (file or preset) says, with ``--output-dir`` overriding; return the result."""
     import logging
 
     from .train import load_train_config, train
@@ -192,10 +193,12 @@ def _train(args: argparse.Namespace) -> int:
     config = load_train_config(args.config)
     if args.output_dir:
         config = config.model_copy(update={"output_dir": args.output_dir})
-    result = train(config)
-    print(result.model_dump_json(indent=2))
-    return 0
+    return train(config)
 
+
+def _train(args: argparse.Namespace) -> int:
+    print(_run_training(args).model_dump_json(indent=2))
+    return 0
 
 
 def _promote_checkpoint(args: argparse.Namespace, candidate: str) -> int:
@@ -215,15 +218,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    import logging
-
-    from .train import load_train_config, train
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = load_train_config(args.config)
-    if args.output_dir:
-        config = config.model_copy(update={"output_dir": args.output_dir})
-    result = train(config)
+    result = _run_training(args)
     print(f"trained: best checkpoint {result.best_checkpoint} (validation {result.best_score:.4f}); evaluating")
     return _promote_checkpoint(args, result.best_checkpoint)
 

@@ -1,0 +1,171 @@
+"""Speed benchmark on a full-size tomogram, every figure measured in this one run.
+
+Prints and writes to bench/results/speed-<date>.json:
+
+1. the network's own time to run once over the tomogram with no overlap (the floor), and the
+   end-to-end time of ``octopi-serve predict`` (process start, model load, read, inference,
+   localization, write) as a ratio to it (aim ≤ 1.25, must be ≤ 1.5);
+2. the network's achieved throughput (FLOP/s counted by torch's FlopCounterMode) as a ratio to a
+   plain 3-D convolution's throughput on the same machine (aim ≥ 0.8);
+3. our pipeline against MONAI's ``sliding_window_inference`` at 0.5 overlap (the usual way) with
+   the same model, in seconds and in CZII weighted F-beta against the generator's truth.
+
+    python bench/bench_speed.py [--model CKPT] [--window 96] [--overlap 0.25] [--skip-monai]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+
+from octopi_core.export import picks_document_from_voxels, read_picks  # noqa: E402
+from octopi_core.inference import segment_tomogram  # noqa: E402
+from octopi_core.io import load_tomogram  # noqa: E402
+from octopi_core.localize import localize_particles  # noqa: E402
+from octopi_core.metric import score_documents  # noqa: E402
+from octopi_core.pipeline import Picker  # noqa: E402
+
+from _data import SHAPE, full_size_tomogram  # noqa: E402
+
+
+
+def conv3d_throughput(device: torch.device, seconds: float = 5.0) -> float:
+    """FLOP/s of a plain 3x3x3 convolution, 32 -> 32 channels on 48^3, the network's commonest shape."""
+    conv = torch.nn.Conv3d(32, 32, 3, padding=1).to(device).eval()
+    x = torch.randn(2, 32, 48, 48, 48, device=device)
+    flops = 2 * 32 * 32 * 27 * x[0, 0].numel() * x.shape[0]
+    return flops * _runs_per_second(lambda: conv(x), device, seconds)
+
+
+def _runs_per_second(fn, device: torch.device, seconds: float) -> float:
+    with torch.inference_mode():
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        runs, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or runs < 2:
+            fn()
+            runs += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return runs / (time.perf_counter() - start)
+
+
+def network_flops_per_voxel(model: torch.nn.Module, window: int) -> float:
+    x = torch.zeros(1, 1, window, window, window)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model.cpu()(x)
+    return counter.get_total_flops() / x.numel()
+
+
+def network_once_over(model: torch.nn.Module, volume: np.ndarray, window: int, batch: int, device: torch.device) -> float:
+    """Seconds for the network alone to see every voxel exactly once (non-overlapping windows)."""
+    padded = [int(np.ceil(n / window) * window) for n in volume.shape]
+    source = np.zeros(padded, np.float32)
+    source[: volume.shape[0], : volume.shape[1], : volume.shape[2]] = volume
+    tiles = [(z, y, x) for z in range(0, padded[0], window) for y in range(0, padded[1], window)
+             for x in range(0, padded[2], window)]
+    model.to(device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(tiles), batch):
+            chunk = np.stack([source[z:z + window, y:y + window, x:x + window] for z, y, x in tiles[i:i + batch]])
+            model(torch.from_numpy(chunk)[:, None].to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    # Padding is work the network did beyond the tomogram: count only the tomogram's share.
+    return (time.perf_counter() - start) * np.prod(volume.shape) / np.prod(padded)
+
+
+def _score(picker: Picker, labels: np.ndarray, confidence: np.ndarray, truth_path: Path, voxel_zyx) -> float:
+    found = localize_particles(labels, confidence, voxel_size_zyx_a=voxel_zyx)
+    truth = read_picks(truth_path)[0]
+    doc = picks_document_from_voxels(
+        centres_zyx_vox={n: c.centres_zyx_vox for n, c in found.items()}, scores={n: c.scores for n, c in found.items()},
+        voxel_size_zyx_a=voxel_zyx, origin_zyx_a=(0, 0, 0), tomogram_uri="", run_name=truth.run_name,
+        source_voxel_size_zyx_a=voxel_zyx, source_shape_zyx=labels.shape, model_version=picker.version)
+    return score_documents([doc], [truth]).weighted_f_beta
+
+
+def monai_baseline(picker: Picker, volume: np.ndarray, truth_path: Path, voxel_zyx) -> dict:
+    """MONAI sliding_window_inference, 0.5 overlap, 96^3 windows, then argmax: the usual way."""
+    from monai.inferers import sliding_window_inference
+
+    start = time.perf_counter()
+    with torch.inference_mode():
+        logits = sliding_window_inference(torch.from_numpy(volume)[None, None], roi_size=(96, 96, 96), sw_batch_size=4,
+                                          predictor=picker.model, overlap=0.5, mode="gaussian")
+        probs = torch.softmax(logits, 1)[0]
+        confidence, labels = probs.max(0)
+    seconds = time.perf_counter() - start
+    score = _score(picker, labels.numpy().astype(np.uint8), confidence.numpy().astype(np.float16), truth_path, voxel_zyx)
+    return {"seconds": seconds, "weighted_f_beta": score}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--window", type=int, default=96)
+    parser.add_argument("--overlap", type=float, default=0.25)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-monai", action="store_true", help="skip the slow MONAI 0.5-overlap baseline")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    tomogram, truth = full_size_tomogram()
+    picker = Picker(args.model, device=args.device)
+    result: dict = {"benchmark": "speed", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "threads": torch.get_num_threads(), "device": str(device), "shape_zyx": SHAPE,
+                    "model_version": picker.version, "window": args.window, "overlap": args.overlap}
+
+    flops_per_voxel = network_flops_per_voxel(picker.model, args.window)
+    loaded = load_tomogram(str(tomogram))
+    once_s = network_once_over(picker.model, loaded.volume, args.window, args.batch_size, device)
+    network_flops = flops_per_voxel * loaded.volume.size / once_s
+    conv_flops = conv3d_throughput(device)
+    result.update({"network_flops_per_voxel": flops_per_voxel, "network_once_s": once_s,
+                   "network_tflops": network_flops / 1e12, "conv3d_tflops": conv_flops / 1e12,
+                   "network_vs_conv3d": network_flops / conv_flops})
+
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "picks.json"
+        command = [sys.executable, "-m", "octopi_core.cli", "predict", str(tomogram), "--out", str(out), "--quiet",
+                   "--window", str(args.window), "--overlap", str(args.overlap), "--batch-size", str(args.batch_size),
+                   "--device", args.device] + (["--model", args.model] if args.model else [])
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        end_to_end_s = time.perf_counter() - start
+        picks = read_picks(out)[0]
+    ours_score = score_documents([picks], read_picks(truth)).weighted_f_beta
+    result.update({"end_to_end_s": end_to_end_s, "end_to_end_vs_network_once": end_to_end_s / once_s,
+                   "stage_s": picks.timings_s, "weighted_f_beta": ours_score})
+
+    if not args.skip_monai:
+        baseline = monai_baseline(picker, loaded.volume, truth, loaded.voxel_size_zyx_a)
+        result["monai_overlap_0.5"] = baseline
+        result["speedup_vs_monai"] = baseline["seconds"] / picks.timings_s["inference"]
+
+    print(json.dumps(result, indent=2))
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    path = results / f"speed-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
