@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config")
     train.add_argument("--output-dir", help="override the config's output_dir")
 
+    tune = commands.add_parser("tune", help="tune a checkpoint's pick threshold on generated tomograms (in place)")
+    tune.add_argument("checkpoint", help="checkpoint directory")
+    tune.add_argument("--count", type=int, default=2, help="tomograms to tune on")
+    tune.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
+    tune.add_argument("--window", type=int, default=96)
+
     promote = commands.add_parser("promote", help="score a candidate checkpoint against the champion; promote if better")
     promote.add_argument("candidate", help="checkpoint directory")
     _registry_arguments(promote)
@@ -89,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     handler = {"predict": _predict, "evaluate": _evaluate, "generate": _generate, "demo": _demo, "train": _train,
-               "promote": _promote, "retrain": _retrain, "models": _models, "rollback": _rollback}
+               "tune": _tune, "promote": _promote, "retrain": _retrain, "models": _models, "rollback": _rollback}
     handler.update(_SERVICE_HANDLERS)
     try:
         return handler[args.command](args)
@@ -198,6 +204,16 @@ def _run_training(args: argparse.Namespace):
 
 def _train(args: argparse.Namespace) -> int:
     print(_run_training(args).model_dump_json(indent=2))
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from .synth import PhantomSettings
+    from .train import tune_checkpoint
+
+    chosen = tune_checkpoint(args.checkpoint, PhantomSettings(shape_zyx=tuple(args.shape)), count=args.count,
+                             window_vox=args.window)
+    print(json.dumps(chosen, indent=2))
     return 0
 
 

@@ -4,7 +4,7 @@ Windows are laid on a regular grid and processed in z order. Overlapping outputs
 with separable Gaussian weights; because the grid is regular, the total weight at a voxel is
 the product of three 1-D sums and needs no accumulator. Only a z-slab as deep as one window of
 class probabilities is held at a time; once no later window touches a plane, it is reduced to
-a ``uint8`` label map (argmax) and a ``float16`` confidence map (probability of that label),
+a ``uint8`` map of the most probable particle class and a ``float16`` map of its probability,
 so the full 7-class probability volume never exists.
 """
 
@@ -32,8 +32,11 @@ DEFAULT_BATCH_SIZE = 4  # windows per forward pass
 class SegmentationResult:
     """Network output reduced to what localization needs.
 
+    Background is not decided here: localization thresholds ``confidence``, which lets it trade
+    precision for recall (the CZII score weighs recall 16 times more than precision).
+
     Attributes:
-        labels: ``(Z, Y, X)`` uint8, argmax class per voxel (0 = background).
+        labels: ``(Z, Y, X)`` uint8, the most probable particle class per voxel (1..C-1).
         confidence: ``(Z, Y, X)`` float16, blended softmax probability of that class.
         windows: number of windows run (test-time augmentation included).
     """
@@ -151,7 +154,7 @@ def segment_tomogram(
     shape = volume.shape
     labels = np.zeros(shape, np.uint8)
     confidence = np.zeros(shape, np.float16)
-    # Rolling slab of blended foreground probabilities (background = total weight - sum).
+    # Rolling slab of blended particle-class probabilities (background is the remainder).
     slab = torch.zeros((num_classes - 1, window[0], shape[1], shape[2]), dtype=torch.float32, device=device)
     slab_z0 = 0
     total = len(starts[0]) * len(starts[1]) * len(starts[2]) * len(flips)
@@ -164,12 +167,9 @@ def segment_tomogram(
         if depth <= 0:
             return
         norm = torch.from_numpy(norm_1d[0][slab_z0:z_end]).to(device)[:, None, None] * norm_yx
-        foreground = slab[:, :depth] / norm
-        background = (1.0 - foreground.sum(0)).clamp_min(0.0)
-        best_fg, best_label = foreground.max(0)
-        is_fg = best_fg > background
-        labels[slab_z0:z_end] = torch.where(is_fg, best_label + 1, 0).to(torch.uint8).cpu().numpy()
-        confidence[slab_z0:z_end] = torch.where(is_fg, best_fg, background).clamp(0, 1).half().cpu().numpy()
+        best_fg, best_label = (slab[:, :depth] / norm).max(0)
+        labels[slab_z0:z_end] = (best_label + 1).to(torch.uint8).cpu().numpy()
+        confidence[slab_z0:z_end] = best_fg.clamp(0, 1).half().cpu().numpy()
         keep = slab.shape[1] - depth
         for plane in range(keep):  # plane by plane: no second slab-sized buffer
             slab[:, plane] = slab[:, depth + plane]

@@ -1,7 +1,8 @@
 """Segmentation -> particle centres (zyx, voxels), per class.
 
-Each class's voxels are grouped into connected components. Components far smaller than the
-blob the network was trained to paint (a sphere of ``target_radius_fraction`` x the class
+A voxel belongs to a class when that class is its most probable particle class and its
+probability reaches ``threshold``. Each class's voxels are grouped into connected components.
+Components far smaller than the blob the network was trained to paint (a sphere of ``target_radius_fraction`` x the class
 radius) are noise and dropped; components much larger are touching particles and are split by
 a watershed on their distance transform, seeded at peaks at least one painted radius apart.
 Each remaining piece gives one pick at its confidence-weighted centroid, scored by its mean
@@ -20,9 +21,12 @@ from skimage.segmentation import watershed
 
 from .particles import PARTICLE_CLASSES, ParticleClass
 
-__all__ = ["ClassPicks", "localize_particles", "expected_blob_volume_vox", "DEFAULT_TARGET_RADIUS_FRACTION"]
+__all__ = ["ClassPicks", "localize_particles", "expected_blob_volume_vox", "DEFAULT_TARGET_RADIUS_FRACTION",
+           "DEFAULT_THRESHOLD", "DEFAULT_MIN_VOLUME_FRACTION"]
 
 DEFAULT_TARGET_RADIUS_FRACTION = 0.5  # painted target sphere radius / class radius (training targets)
+DEFAULT_THRESHOLD = 0.5  # class probability at which a voxel counts as particle
+DEFAULT_MIN_VOLUME_FRACTION = 0.2  # smallest component kept, fraction of the painted sphere's volume
 
 
 @dataclass(frozen=True)
@@ -51,14 +55,15 @@ def localize_particles(
     voxel_size_zyx_a: tuple[float, float, float],
     particles: Iterable[ParticleClass] = PARTICLE_CLASSES,
     target_radius_fraction: float = DEFAULT_TARGET_RADIUS_FRACTION,
-    min_volume_fraction: float = 0.2,
+    min_volume_fraction: float = DEFAULT_MIN_VOLUME_FRACTION,
     split_volume_fraction: float = 2.0,
+    threshold: float = DEFAULT_THRESHOLD,
     min_score: float = 0.0,
 ) -> dict[str, ClassPicks]:
     """Find particle centres in a label map.
 
     Args:
-        labels: ``(Z, Y, X)`` uint8 class per voxel (0 background), as from inference.
+        labels: ``(Z, Y, X)`` uint8 most probable particle class per voxel (0 = none), as from inference.
         confidence: ``(Z, Y, X)`` float16/float32 probability of that class.
         voxel_size_zyx_a: voxel size of ``labels``, Å.
         particles: classes to localize (default all six).
@@ -67,6 +72,7 @@ def localize_particles(
             dropped. Default 0.2.
         split_volume_fraction: components over this multiple of that volume are split by watershed.
             Default 2.0.
+        threshold: voxels whose class probability is lower are background. Default 0.5.
         min_score: picks with a lower mean confidence are dropped. Default 0 (keep all).
 
     Returns:
@@ -79,13 +85,17 @@ def localize_particles(
         raise ValueError(f"labels {labels.shape} and confidence {confidence.shape} must be the same (Z, Y, X) shape")
     if any(v <= 0 for v in voxel_size_zyx_a):
         raise ValueError(f"voxel_size_zyx_a must be positive, got {voxel_size_zyx_a}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    confident = confidence >= threshold
     result = {}
     for particle in particles:
         blob_vox = expected_blob_volume_vox(particle.radius_a, voxel_size_zyx_a, target_radius_fraction)
         min_vox = max(2.0, min_volume_fraction * blob_vox)
         split_vox = split_volume_fraction * blob_vox
         painted_radius_vox = target_radius_fraction * particle.radius_a / max(voxel_size_zyx_a)
-        centres, scores = _class_centres(labels == particle.label, confidence, min_vox, split_vox, painted_radius_vox)
+        mask = (labels == particle.label) & confident
+        centres, scores = _class_centres(mask, confidence, min_vox, split_vox, painted_radius_vox)
         keep = scores >= min_score
         result[particle.name] = ClassPicks(centres_zyx_vox=centres[keep], scores=scores[keep])
     return result

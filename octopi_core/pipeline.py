@@ -18,7 +18,9 @@ import torch
 from .export import picks_document_from_voxels
 from .inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, segment_tomogram
 from .io import load_tomogram
-from .localize import DEFAULT_TARGET_RADIUS_FRACTION, localize_particles
+from .localize import (
+    DEFAULT_MIN_VOLUME_FRACTION, DEFAULT_TARGET_RADIUS_FRACTION, DEFAULT_THRESHOLD, localize_particles,
+)
 from .model import ModelConfig, default_checkpoint_dir, load_checkpoint
 from .particles import particle_by_name, resolve_particles
 from .picks import PicksDocument
@@ -50,6 +52,8 @@ class PredictOptions:
         overlap: fraction shared between neighbouring windows.
         batch_size: windows per forward pass.
         tta: average over y/x flips (4x the work).
+        threshold: class probability at which a voxel counts as particle; None = the value tuned
+            for the model (its config's ``training.localize.threshold``), else 0.5.
         min_score: drop picks under this confidence.
     """
 
@@ -59,6 +63,7 @@ class PredictOptions:
     overlap: float = DEFAULT_OVERLAP
     batch_size: int = DEFAULT_BATCH_SIZE
     tta: bool = False
+    threshold: float | None = None
     min_score: float = 0.0
     storage_options: dict | None = field(default=None, hash=False, compare=False)
 
@@ -99,6 +104,16 @@ class Picker:
     @property
     def model_config(self) -> ModelConfig:
         return self.config
+
+    def localize_settings(self, threshold: float | None = None) -> dict[str, float]:
+        """Localization settings for this model: those tuned after training, else the defaults."""
+        tuned = self.config.training.get("localize", {})
+        return {
+            "target_radius_fraction": float(self.config.training.get("target_radius_fraction",
+                                                                     DEFAULT_TARGET_RADIUS_FRACTION)),
+            "threshold": float(threshold if threshold is not None else tuned.get("threshold", DEFAULT_THRESHOLD)),
+            "min_volume_fraction": float(tuned.get("min_volume_fraction", DEFAULT_MIN_VOLUME_FRACTION)),
+        }
 
     def predict(
         self,
@@ -157,10 +172,9 @@ class Picker:
         if on_stage:
             on_stage(Stage.LOCALIZING)
         mark = time.perf_counter()
-        fraction = float(self.config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION))
         found = localize_particles(
             segmentation.labels, segmentation.confidence, voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
-            particles=particles, target_radius_fraction=fraction, min_score=options.min_score,
+            particles=particles, min_score=options.min_score, **self.localize_settings(options.threshold),
         )
         timings["localize"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started

@@ -37,7 +37,8 @@ from .model import ModelConfig, build_model, save_checkpoint
 from .particles import PARTICLE_CLASSES
 from .synth import Phantom, PhantomSettings, make_phantom
 
-__all__ = ["TrainConfig", "load_train_config", "paint_targets", "train", "PRESETS", "TrainingResult"]
+__all__ = ["TrainConfig", "load_train_config", "paint_targets", "train", "PRESETS", "TrainingResult", "validate_model",
+           "tune_localization", "tune_checkpoint"]
 
 log = logging.getLogger(__name__)
 _PRESET_DIR = Path(__file__).parent / "presets"
@@ -86,6 +87,7 @@ class TrainConfig(BaseModel):
     val_window_vox: int = Field(96, ge=16, multiple_of=4)
     selection_metric: Literal["mean_f_beta", "weighted_f_beta"] = "mean_f_beta"
     patience_epochs: int = Field(20, ge=1, description="stop after this many validations without improvement")
+    tune_localization: bool = Field(True, description="after training, tune the pick threshold on new tomograms")
     max_wall_s: float = Field(0, ge=0, description="stop after this long; 0 = no limit")
 
 
@@ -217,18 +219,20 @@ class TrainingResult(BaseModel):
     scores: dict[str, Any]
 
 
-def validate_model(
-    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: int, target_radius_fraction: float,
-    device: torch.device,
-) -> Score:
-    """Segment, localize and score ``model`` on whole generated tomograms (CZII F-beta)."""
-    picks, truth = [], []
-    for i, phantom in enumerate(phantoms):
+def _segment_all(model: torch.nn.Module, phantoms: list[Phantom], window_vox: int, device: torch.device) -> list:
+    segmentations = []
+    for phantom in phantoms:
         volume = normalize_volume(phantom.volume.astype(np.float32, copy=True))
-        seg = segment_tomogram(model, volume, num_classes=len(PARTICLE_CLASSES) + 1, window_vox=window_vox,
-                               overlap=0.25, batch_size=2, device=device)
+        segmentations.append(segment_tomogram(model, volume, num_classes=len(PARTICLE_CLASSES) + 1,
+                                              window_vox=window_vox, overlap=0.25, batch_size=2, device=device))
+    return segmentations
+
+
+def _score_segmentations(segmentations: list, phantoms: list[Phantom], **localize_settings: float) -> Score:
+    picks, truth = [], []
+    for i, (seg, phantom) in enumerate(zip(segmentations, phantoms)):
         found = localize_particles(seg.labels, seg.confidence, voxel_size_zyx_a=phantom.voxel_size_zyx_a,
-                                   target_radius_fraction=target_radius_fraction)
+                                   **localize_settings)
         run = f"val-{i}"
         picks.append(picks_document_from_voxels(
             centres_zyx_vox={n: c.centres_zyx_vox for n, c in found.items()},
@@ -238,6 +242,40 @@ def validate_model(
         ))
         truth.append(phantom.truth_document(run))
     return score_documents(picks, truth)
+
+
+def validate_model(
+    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: int, target_radius_fraction: float,
+    device: torch.device,
+) -> Score:
+    """Segment, localize and score ``model`` on whole generated tomograms (CZII F-beta)."""
+    segmentations = _segment_all(model, phantoms, window_vox, device)
+    return _score_segmentations(segmentations, phantoms, target_radius_fraction=target_radius_fraction)
+
+
+def tune_localization(
+    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: int, target_radius_fraction: float,
+    device: torch.device, thresholds: tuple[float, ...] = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6),
+    min_volume_fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5),
+) -> tuple[dict[str, float], Score]:
+    """Choose the localization threshold and minimum blob size that maximise the weighted F-beta.
+
+    The network runs once per tomogram; only localization is repeated over the grid.
+
+    Returns:
+        ``({"threshold": t, "min_volume_fraction": f}, score at those settings)``.
+    """
+    segmentations = _segment_all(model, phantoms, window_vox, device)
+    best: tuple[float, dict[str, float], Score] | None = None
+    for threshold in thresholds:
+        for fraction in min_volume_fractions:
+            settings = {"threshold": threshold, "min_volume_fraction": fraction}
+            score = _score_segmentations(segmentations, phantoms, target_radius_fraction=target_radius_fraction,
+                                         **settings)
+            if best is None or score.weighted_f_beta > best[0]:
+                best = (score.weighted_f_beta, settings, score)
+    assert best is not None  # the grids are non-empty
+    return best[1], best[2]
 
 
 def _device(name: str) -> torch.device:
@@ -358,6 +396,9 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
             break
     if state["best_epoch"] < 0:
         raise OctopiError("training finished without a validation; no checkpoint was written")
+    if config.tune_localization:
+        tune_checkpoint(out / "best", config.val_settings, count=config.val_tomograms, seed=2_000_000 + config.seed,
+                        window_vox=config.val_window_vox, device=config.device)
     best = json.loads((out / "best" / "config.json").read_text())
     return TrainingResult(best_checkpoint=str(out / "best"), best_score=state["best_score"], best_epoch=state["best_epoch"],
                           epochs_run=state["epoch"], stopped_because=stopped_because, scores=best["scores"])
@@ -399,3 +440,24 @@ def _plot_curves(out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=80)
     plt.close(fig)
+
+
+def tune_checkpoint(checkpoint_dir: str | Path, settings: PhantomSettings, *, count: int = 2, seed: int = 2_000_000,
+                    window_vox: int = 96, device: str = "auto") -> dict[str, Any]:
+    """Tune a checkpoint's localization on ``count`` generated tomograms and store the result in its config.
+
+    The weights are untouched, so the version stays the same; ``config.json`` gains
+    ``training.localize`` (threshold, min_volume_fraction, the tuning score and data).
+    """
+    from .model import CONFIG_FILE, load_checkpoint
+
+    model, config = load_checkpoint(checkpoint_dir, device=_device(device))
+    phantoms = [make_phantom(seed + i, settings) for i in range(count)]
+    fraction = float(config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION))
+    chosen, score = tune_localization(model, phantoms, window_vox=window_vox, target_radius_fraction=fraction,
+                                      device=_device(device))
+    localize = {**chosen, "tuned_weighted_f_beta": score.weighted_f_beta,
+                "tuned_on": {"count": count, "seed": seed, "shape_zyx": list(settings.shape_zyx)}}
+    updated = config.model_copy(update={"training": {**config.training, "localize": localize}})
+    (Path(checkpoint_dir) / CONFIG_FILE).write_text(updated.model_dump_json(indent=2))
+    return localize

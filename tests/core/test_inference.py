@@ -20,9 +20,10 @@ class Pointwise(torch.nn.Module):
 
 
 def _reference(model, volume):
+    """Most probable particle class (1..C-1) and its probability, from one whole-volume pass."""
     with torch.inference_mode():
-        probs = torch.softmax(model(torch.from_numpy(volume)[None, None]), 1)[0].numpy()
-    return probs.argmax(0), probs.max(0)
+        probs = torch.softmax(model(torch.from_numpy(volume)[None, None]), 1)[0, 1:].numpy()
+    return probs.argmax(0) + 1, probs.max(0)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +107,7 @@ def test_real_network_runs_on_cpu_and_bad_input_is_named():
 
     volume = np.random.default_rng(2).normal(size=(32, 40, 40)).astype(np.float32)
     result = segment_tomogram(build_model().eval(), volume, num_classes=7, window_vox=32, overlap=0.25)
-    assert result.labels.shape == volume.shape and result.labels.max() <= 6
+    assert result.labels.shape == volume.shape and 1 <= result.labels.min() and result.labels.max() <= 6
     with pytest.raises(TomogramTooSmallError, match="smaller than one inference window"):
         segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=48)
     with pytest.raises(ValueError, match="multiples of 4"):

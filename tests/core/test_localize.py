@@ -11,7 +11,7 @@ VOXEL = (10.0, 10.0, 10.0)
 def _painted(points_by_class, shape=(64, 96, 96)):
     truth = {name: np.array(points, float) for name, points in points_by_class.items()}
     labels = paint_targets(shape, truth, VOXEL, 0.5)
-    confidence = np.where(labels > 0, 0.9, 0.95).astype(np.float16)
+    confidence = np.where(labels > 0, 0.9, 0.05).astype(np.float16)
     return labels, confidence, truth
 
 
@@ -68,6 +68,15 @@ def test_class_subset_and_bad_input():
         localize_particles(labels, confidence[:-1], voxel_size_zyx_a=VOXEL)
     with pytest.raises(ValueError, match="voxel_size"):
         localize_particles(labels, confidence, voxel_size_zyx_a=(0.0, 10.0, 10.0))
+
+
+def test_threshold_decides_what_is_particle():
+    labels, confidence, _ = _painted({"ribosome": [[300.0, 300.0, 300.0]]})
+    labels[labels == 0] = particle_by_name("ribosome").label  # inference always names a particle class
+    assert len(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL)["ribosome"].scores) == 1
+    assert len(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold=0.95)["ribosome"].scores) == 0
+    with pytest.raises(ValueError, match="threshold"):
+        localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold=1.5)
 
 
 def test_min_score_filters_low_confidence():

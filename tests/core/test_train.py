@@ -68,3 +68,32 @@ def test_label_less_data_stops_with_a_clear_error(tmp_path):
     config = config.model_copy(update={"train_settings": config.train_settings.model_copy(update=empty)})
     with pytest.raises(TrainingDataError, match="no labelled particles"):
         train(config)
+
+
+def test_tuning_picks_the_best_grid_point_and_records_it(tmp_path, random_checkpoint):
+    import shutil
+
+    import torch
+
+    from octopi_core.synth import PhantomSettings, make_phantom
+    from octopi_core.train import _score_segmentations, _segment_all, tune_checkpoint, tune_localization
+
+    settings = PhantomSettings(shape_zyx=(32, 64, 64), particles_per_1e9_a3=(60.0, 80.0))
+    model, _ = load_checkpoint(random_checkpoint)
+    phantoms = [make_phantom(1, settings)]
+    grid = {"thresholds": (0.1, 0.5), "min_volume_fractions": (0.1, 0.5)}
+    chosen, score = tune_localization(model, phantoms, window_vox=32, target_radius_fraction=0.5,
+                                      device=torch.device("cpu"), **grid)
+    assert chosen["threshold"] in grid["thresholds"] and chosen["min_volume_fraction"] in grid["min_volume_fractions"]
+    segmentations = _segment_all(model, phantoms, 32, torch.device("cpu"))
+    for t in grid["thresholds"]:
+        for f in grid["min_volume_fractions"]:
+            other = _score_segmentations(segmentations, phantoms, target_radius_fraction=0.5, threshold=t,
+                                         min_volume_fraction=f)
+            assert other.weighted_f_beta <= score.weighted_f_beta + 1e-12
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(random_checkpoint, copy)
+    recorded = tune_checkpoint(copy, settings, count=1, window_vox=32, device="cpu")
+    _, config = load_checkpoint(copy)  # weights untouched: the SHA-256 check still passes
+    assert config.training["localize"]["threshold"] == recorded["threshold"]
