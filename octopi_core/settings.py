@@ -70,7 +70,8 @@ class Settings(BaseSettings):
         queue_name: RQ queue the gateway fills and the workers drain (default ``octopi``).
         result_ttl_s: how long finished jobs and their picks stay in Redis (default 7 days).
         job_timeout_s: longest a single attempt of a job may run before it fails (default 3 h).
-        max_tries: attempts a job gets when its worker dies (kill -9, OOM, node loss) before it fails (default 3).
+        max_tries: attempts a job gets when its worker dies (kill -9, OOM, node loss) before it fails
+            (default 3).
         heartbeat_s: interval between worker heartbeats, and between dead-worker sweeps (default 5 s).
         worker_ttl_s: a worker whose last heartbeat is older than this is dead and its job is re-queued
             (default 30 s; must exceed twice ``heartbeat_s``).
@@ -95,13 +96,19 @@ class Settings(BaseSettings):
         batch_size: windows per forward pass (default 4); cancellation is checked between batches.
         model_cache_size: loaded models a worker keeps (default 2).
         s3_endpoint_url: S3 endpoint (env ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` too); trusted.
+        readyz_requires_worker: ``/readyz`` also needs a live worker (default True). Set False where workers
+            scale to zero (KEDA), so idle gateways stay in their Service and can take the job that wakes them.
         host, port: where ``serve``/``gateway`` listen (default 127.0.0.1:8000).
     """
 
-    model_config = SettingsConfigDict(env_prefix="OCTOPI_", env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="OCTOPI_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     environment: Environment = Environment.DEVELOPMENT
-    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "OCTOPI_REDIS_URL", "redis_url"))
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("REDIS_URL", "OCTOPI_REDIS_URL", "redis_url")
+    )
     registry_uri: str = Field(default_factory=_default_registry_uri)
     queue_name: str = Field("octopi", pattern=r"^[A-Za-z0-9_.-]+$")
     result_ttl_s: int = Field(7 * 24 * 3600, ge=60)
@@ -110,7 +117,9 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(5.0, gt=0)
     worker_ttl_s: float = Field(30.0, gt=0)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    allowed_schemes: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["file", "http", "https", "s3"])
+    allowed_schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["file", "http", "https", "s3"]
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     local_roots: Annotated[list[Path] | None, NoDecode] = None
     max_tomogram_voxels: int = Field(2**31, ge=1)
@@ -126,8 +135,12 @@ class Settings(BaseSettings):
     batch_size: int = Field(4, ge=1)
     model_cache_size: int = Field(2, ge=1)
     s3_endpoint_url: str | None = Field(
-        None, validation_alias=AliasChoices("OCTOPI_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
-                                            "s3_endpoint_url"))
+        None,
+        validation_alias=AliasChoices(
+            "OCTOPI_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "s3_endpoint_url"
+        ),
+    )
+    readyz_requires_worker: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 

@@ -157,3 +157,102 @@ def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
     name = f"tomo-{uuid.uuid4().hex[:12]}"
     s3_server.client().create_bucket(Bucket=name)
     return name
+
+
+# -- service fixtures (app/, worker/): a private Redis, a model registry, test tomograms ---------------------
+
+_QUIET_BACKGROUND_BIAS = 4.0  # added to the background logit: near-empty segmentations, fast localization
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A private redis-server (memory only) on a free loopback port, for the whole session."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    from app.redis_server import RedisServer
+
+    server = RedisServer(directory=tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_conn(redis_server):
+    """A client of the private Redis, emptied before each test."""
+    import redis
+
+    connection = redis.Redis.from_url(redis_server.url)
+    connection.flushall()
+    yield connection
+    connection.close()
+
+
+@dataclass
+class ModelRegistryInfo:
+    """A registry under ``root`` whose champion is a random-weight model, plus a 'quiet' version that finds
+    (almost) nothing, so large test tomograms localize fast."""
+
+    root: Path
+    champion: str
+    quiet: str
+
+
+@pytest.fixture(scope="session")
+def model_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistryInfo:
+    import torch
+
+    from octopi_core.model import ModelConfig, build_model, save_checkpoint
+    from octopi_core.registry import Registry
+
+    base = tmp_path_factory.mktemp("models")
+    registry = Registry(base / "registry")
+    torch.manual_seed(0)
+    save_checkpoint(build_model(), ModelConfig(), base / "champion")
+    champion = registry.add(base / "champion")
+    quiet_model = build_model()
+    state = quiet_model.state_dict()
+    last_bias = [name for name, p in state.items() if p.ndim == 1 and p.shape[0] == ModelConfig().out_channels][-1]
+    state[last_bias][0] += _QUIET_BACKGROUND_BIAS
+    quiet_model.load_state_dict(state)
+    save_checkpoint(quiet_model, ModelConfig(), base / "quiet")
+    quiet = registry.add(base / "quiet")
+    registry.set_champion(champion, reason="tests")
+    return ModelRegistryInfo(root=base / "registry", champion=champion, quiet=quiet)
+
+
+@dataclass
+class TomogramSet:
+    """Test tomograms under ``root``: ``small`` (32x64x64 OME-Zarr), ``small_mrc`` (same volume as MRC) and
+    ``large`` (32x192x192, 64 windows of 32 voxels: seconds of inference, for cancel and kill tests)."""
+
+    root: Path
+    small: Path
+    small_mrc: Path
+    large: Path
+
+
+@pytest.fixture(scope="session")
+def tomograms(tmp_path_factory: pytest.TempPathFactory) -> TomogramSet:
+    from octopi_core.synth import PhantomSettings, make_phantom, write_phantom
+
+    root = tmp_path_factory.mktemp("tomograms")
+    small = make_phantom(11, PhantomSettings(shape_zyx=(32, 64, 64)))
+    small_path, _ = write_phantom(small, root, "small")
+    small_mrc, _ = write_phantom(small, root, "small_mrc", fmt="mrc")
+    large_path, _ = write_phantom(make_phantom(12, PhantomSettings(shape_zyx=(32, 192, 192))), root, "large")
+    return TomogramSet(root=root, small=small_path, small_mrc=small_mrc, large=large_path)
+
+
+@pytest.fixture
+def service_settings(redis_server, model_registry: ModelRegistryInfo, tomograms: TomogramSet, tmp_path: Path):
+    """Settings for tests: private Redis, the test registry, tomograms and tmp_path as local roots, window 32."""
+    from octopi_core.settings import Settings
+
+    return Settings(
+        redis_url=redis_server.url, registry_uri=str(model_registry.root), queue_name="octopi-test",
+        local_roots=[str(tomograms.root), str(tmp_path)], window_vox=32, overlap=0.25, batch_size=2,
+        torch_threads=1, device="cpu", heartbeat_s=0.5, worker_ttl_s=2.0, rate_limit_per_minute=0,
+        open_timeout_s=10.0, redis_retry_s=5.0, allowed_hosts=["127.0.0.1"],
+    )

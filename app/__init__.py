@@ -1,0 +1,1 @@
+"""FastAPI gateway: accepts picking jobs, reports on them, serves their picks."""

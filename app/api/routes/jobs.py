@@ -1,0 +1,109 @@
+"""Submit picking jobs, poll them, cancel them and fetch their picks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from octopi_core.export import PicksFormat
+from worker.state import JobStatus
+
+from ... import crud
+from ...core.problem import problem_responses
+from ...schemas import JobCreate, JobPublic
+from ..deps import ClientDep, IdempotencyKeyDep, RedisDep, RegistryDep, SettingsDep
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["jobs"])
+_RETRY_AFTER_S = "2"
+_COMMON = (401, 413, 422, 429, 503)
+JobId = Annotated[str, Path(min_length=1, max_length=64, description="job id from POST /predict")]
+
+
+def _job_response(job: JobPublic, status_code: int) -> JSONResponse:
+    headers = {"Location": job.links.self_}
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        headers["Retry-After"] = _RETRY_AFTER_S
+    return JSONResponse(job.model_dump(mode="json", by_alias=True), status_code=status_code, headers=headers)
+
+
+@router.post(
+    "/predict",
+    status_code=202,
+    response_model=JobPublic,
+    responses={
+        200: {"model": JobPublic, "description": "an identical job or result already exists"},
+        **problem_responses(400, 409, *_COMMON),
+    },
+)
+def predict(
+    body: JobCreate,
+    settings: SettingsDep,
+    connection: RedisDep,
+    registry: RegistryDep,
+    client: ClientDep,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> JSONResponse:
+    """Queue a picking job for one tomogram; poll the returned job's ``links.self``."""
+    record, created = crud.submit_job(
+        connection=connection,
+        settings=settings,
+        registry=registry,
+        body=body,
+        client_id=client,
+        idem_key=idempotency_key,
+    )
+    job = crud.describe(connection=connection, settings=settings, record=record)
+    return _job_response(job, 202 if created or not record.is_finished else 200)
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic, responses=problem_responses(404, *_COMMON))
+def read_job(job_id: JobId, settings: SettingsDep, connection: RedisDep, client: ClientDep) -> JSONResponse:
+    """Status, stage, progress, place in the queue, ETA, timings and, on failure, the reason."""
+    return _job_response(crud.read_job(connection=connection, settings=settings, job_id=job_id), 200)
+
+
+@router.get(
+    "/jobs/{job_id}/picks",
+    responses={
+        200: {
+            "content": {m: {} for m in crud.MEDIA_TYPES.values()},
+            "description": "the picks in the requested format",
+        },
+        **problem_responses(404, 409, *_COMMON),
+    },
+)
+def read_picks(
+    job_id: JobId,
+    connection: RedisDep,
+    client: ClientDep,
+    format: Annotated[
+        PicksFormat, Query(description="json (default), csv, star, copick or ndjson")
+    ] = PicksFormat.JSON,
+) -> Response:
+    """The picks of a succeeded job (xyz in Å; STAR and NDJSON in voxels of the original tomogram)."""
+    text, media_type, filename = crud.read_picks(connection=connection, job_id=job_id, fmt=format)
+    return Response(
+        text, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{filename}"'}
+    )
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=JobPublic,
+    status_code=200,
+    responses={
+        202: {
+            "model": JobPublic,
+            "description": "cancellation requested; the job stops within one batch of windows",
+        },
+        **problem_responses(404, 409, *_COMMON),
+    },
+)
+def cancel_job(job_id: JobId, settings: SettingsDep, connection: RedisDep, client: ClientDep) -> JSONResponse:
+    """Cancel a job: at once when queued, within one batch of windows when running."""
+    job = crud.cancel(connection=connection, settings=settings, job_id=job_id)
+    return _job_response(job, 200 if job.status is JobStatus.CANCELLED else 202)

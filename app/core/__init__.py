@@ -1,0 +1,1 @@
+"""Gateway building blocks: errors, problem details, security, rate limits, metrics, request limits."""

@@ -1,0 +1,405 @@
+"""What the routes call: submit, describe, cancel and fetch jobs, list models, check readiness.
+
+Keyword-only functions over a Redis connection, the settings and the model registry. Validation of a
+submission happens here, before anything is queued: the URI policy, the model version and classes,
+and the tomogram's metadata (existence, size limit, content identity) read through
+:func:`octopi_core.io.open_tomogram` with a timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING
+
+from redis import Redis
+from redis.client import Pipeline
+
+from octopi_core.exceptions import CheckpointError, TomogramUnreachableError
+from octopi_core.export import PicksFormat, render_picks
+from octopi_core.particles import particle_by_name
+from octopi_core.picks import PicksDocument
+from octopi_core.settings import Settings
+from worker import stats
+from worker.exceptions import JobNotFinishedError, NoSuchJobError
+from worker.heartbeat import live_workers
+from worker.jobqueue import queue_position
+from worker.keys import idempotency_key, reuse_key
+from worker.lifecycle import cancel_job, create_job
+from worker.state import JobOptions, JobRecord, JobStage, JobStatus, fetch_result, parse_time, result_digest
+
+from .core.exceptions import (
+    IdempotencyKeyReusedError,
+    NoModelAvailableError,
+    TomogramTooLargeError,
+    UnknownModelVersionError,
+)
+from .core.problem import problem_from_error_type
+from .core.uri_policy import check_output_uri, check_tomogram_uri, normalize_uri
+from .schemas import (
+    JobCreate,
+    JobLinks,
+    JobOptionsPublic,
+    JobPublic,
+    ModelPublic,
+    ModelsPublic,
+    Problem,
+    Readiness,
+)
+
+if TYPE_CHECKING:
+    from octopi_core.model import ModelConfig
+    from octopi_core.registry import Registry
+
+__all__ = ["submit_job", "read_job", "cancel", "read_picks", "list_models", "readiness", "MEDIA_TYPES"]
+
+MEDIA_TYPES = {
+    PicksFormat.JSON: "application/json",
+    PicksFormat.CSV: "text/csv; charset=utf-8",
+    PicksFormat.STAR: "text/plain; charset=utf-8",
+    PicksFormat.COPICK: "application/json",
+    PicksFormat.NDJSON: "application/x-ndjson",
+}
+_EXTENSIONS = {
+    PicksFormat.JSON: "json",
+    PicksFormat.CSV: "csv",
+    PicksFormat.STAR: "star",
+    PicksFormat.COPICK: "copick.json",
+    PicksFormat.NDJSON: "ndjson",
+}
+# Share of a job's progress per stage; inference is most of the time on any device.
+_STAGE_SPAN = {
+    JobStage.FETCHING: (0.0, 0.05),
+    JobStage.INFERRING: (0.05, 0.95),
+    JobStage.LOCALIZING: (0.95, 1.0),
+}
+_opener = ThreadPoolExecutor(max_workers=8, thread_name_prefix="open-tomogram")
+
+
+# -- models --------------------------------------------------------------------------------------------------
+
+
+def _shipped_config() -> ModelConfig | None:
+    from octopi_core.model import CONFIG_FILE, default_checkpoint_dir, read_config
+
+    shipped = default_checkpoint_dir()
+    return read_config(shipped) if (shipped / CONFIG_FILE).is_file() else None
+
+
+def _model_config(registry: Registry, version: str | None) -> ModelConfig:
+    """Config of ``version`` (None: the champion, else the shipped model)."""
+    from octopi_core.registry import SHIPPED_VERSION_ALIAS
+
+    if version is None:
+        champion = registry.champion_version()
+        if champion:
+            return registry.config(champion)
+    shipped = _shipped_config()
+    if version in (None, SHIPPED_VERSION_ALIAS) or (shipped is not None and shipped.version == version):
+        if shipped is None:
+            raise NoModelAvailableError(
+                "no model is available: no champion in the registry and no shipped model"
+            )
+        return shipped
+    try:
+        return registry.config(version)  # type: ignore[arg-type]
+    except CheckpointError:
+        raise UnknownModelVersionError(
+            f"model version {version!r} is not available; see GET /models"
+        ) from None
+
+
+def list_models(*, registry: Registry) -> ModelsPublic:
+    """Every model version with its scores, the champion marked."""
+    entries = registry.entries()
+    data = [
+        ModelPublic(
+            version=e.version,
+            champion=e.champion,
+            classes=list(e.config.classes),
+            voxel_size_a=e.config.voxel_size_a,
+            scores=e.config.scores,
+        )
+        for e in entries
+    ]
+    champion = next((e.version for e in entries if e.champion), None)
+    return ModelsPublic(data=data, count=len(data), champion=champion)
+
+
+# -- submission --------------------------------------------------------------------------------
+
+
+def _canonical_classes(config: ModelConfig, classes: list[str] | None) -> list[str] | None:
+    if classes is None:
+        return None
+    names = sorted({particle_by_name(name).name for name in classes})
+    unknown = [n for n in names if n not in config.classes]
+    if unknown:
+        raise ValueError(
+            f"model {config.version} does not pick {', '.join(unknown)}; it picks {', '.join(config.classes)}"
+        )
+    return names
+
+
+def _inspect_tomogram(
+    uri: str, settings: Settings, *, target_voxel_size_a: float, voxel_size_a: float | None
+) -> str:
+    """Open the tomogram's metadata (with a timeout), apply the size limits, return its content identity."""
+    from octopi_core.io import open_tomogram
+
+    storage_options = {"allow_redirects": False} if uri.lower().startswith("http") else None
+
+    def inspect() -> tuple[str, tuple[int, ...], int]:
+        with open_tomogram(
+            uri,
+            target_voxel_size_a=target_voxel_size_a,
+            voxel_size_a=voxel_size_a,
+            storage_options=storage_options,
+        ) as source:
+            return source.identity, tuple(source.shape_zyx), int(source.dtype.itemsize)
+
+    future = _opener.submit(inspect)
+    try:
+        identity, shape, itemsize = future.result(timeout=settings.open_timeout_s)
+    except FutureTimeout:
+        raise TomogramUnreachableError(
+            f"opening tomogram {uri} took longer than {settings.open_timeout_s:g} s"
+        ) from None
+    voxels = math.prod(shape)
+    if voxels > settings.max_tomogram_voxels or voxels * itemsize > settings.max_tomogram_bytes:
+        raise TomogramTooLargeError(
+            f"tomogram {uri} has {voxels} voxels ({voxels * itemsize} bytes, shape zyx {shape}); "
+            f"this service "
+            f"accepts at most {settings.max_tomogram_voxels} voxels and {settings.max_tomogram_bytes} bytes"
+        )
+    return identity
+
+
+def _fingerprint(body: JobCreate) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:32]
+
+
+def _replay(connection: Redis, stored: bytes | str, fingerprint: str) -> JobRecord | None:
+    job_id, _, stored_fingerprint = (stored.decode() if isinstance(stored, bytes) else stored).partition("|")
+    if stored_fingerprint != fingerprint:
+        raise IdempotencyKeyReusedError("this Idempotency-Key was used with a different request body")
+    try:
+        return JobRecord.fetch(connection, job_id)
+    except NoSuchJobError:
+        return None
+
+
+def _finished_twin(connection: Redis, digest: str | None) -> JobRecord | None:
+    if not digest:
+        return None
+    source = connection.get(reuse_key(digest))
+    if source is None:
+        return None
+    try:
+        record = JobRecord.fetch(connection, source.decode() if isinstance(source, bytes) else source)
+    except NoSuchJobError:
+        return None
+    ok = record.status is JobStatus.SUCCEEDED and fetch_result(connection, record.id) is not None
+    return record if ok else None
+
+
+def submit_job(
+    *,
+    connection: Redis,
+    settings: Settings,
+    registry: Registry,
+    body: JobCreate,
+    client_id: str,
+    idem_key: str | None = None,
+) -> tuple[JobRecord, bool]:
+    """Validate a submission and queue it, unless an identical request or result already exists.
+
+    Returns:
+        ``(record, created)``: ``created`` is False for an idempotent replay or a reused finished result.
+
+    Raises:
+        UriNotAllowedError, UnknownModelVersionError, NoModelAvailableError, TomogramTooLargeError,
+        IdempotencyKeyReusedError, TomogramError subclasses, ValueError (unknown class).
+    """
+    fingerprint = _fingerprint(body)
+    ikey = idempotency_key(client_id, idem_key) if idem_key else None
+    if ikey:
+        stored = connection.get(ikey)
+        if stored is not None:
+            replayed = _replay(connection, stored, fingerprint)
+            if replayed is not None:
+                return replayed, False
+    check_tomogram_uri(body.tomogram_uri, settings)
+    if body.output_uri:
+        check_output_uri(body.output_uri, settings)
+    config = _model_config(registry, body.model_version)
+    options = JobOptions(
+        classes=_canonical_classes(config, body.classes),
+        voxel_size_a=body.voxel_size_a,
+        tta=body.tta,
+        formats=[f.value for f in dict.fromkeys(body.formats)],
+        output_uri=normalize_uri(body.output_uri) if body.output_uri else None,
+        window_vox=settings.window_vox,
+        overlap=settings.overlap,
+        batch_size=settings.batch_size,
+    )
+    uri = normalize_uri(body.tomogram_uri)
+    identity = _inspect_tomogram(
+        uri, settings, target_voxel_size_a=config.voxel_size_a, voxel_size_a=body.voxel_size_a
+    )
+    digest = result_digest(uri, identity, config.version, options)
+    record = JobRecord(
+        id=uuid.uuid4().hex,
+        tomogram_uri=uri,
+        model_version=config.version,
+        options=options,
+        identity=identity,
+        digest=digest or "",
+        client_id=client_id,
+        fingerprint=fingerprint,
+    )
+
+    def store(pipe: Pipeline) -> tuple[JobRecord, bool]:
+        if ikey:
+            stored = pipe.get(ikey)
+            if stored is not None:
+                replayed = _replay(pipe, stored, fingerprint)
+                if replayed is not None:
+                    return replayed, False
+        twin = None if options.output_uri else _finished_twin(pipe, digest)
+        pipe.multi()
+        if ikey:
+            pipe.set(ikey, f"{(twin or record).id}|{fingerprint}", ex=settings.result_ttl_s)
+        if twin is not None:
+            return twin, False
+        create_job(connection, settings, record, pipeline=pipe)
+        return record, True
+
+    watched = [ikey] if ikey else []
+    if digest:
+        watched.append(reuse_key(digest))
+    return connection.transaction(store, *watched, value_from_callable=True)
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def _progress(record: JobRecord) -> float:
+    if record.status is JobStatus.SUCCEEDED:
+        return 1.0
+    if record.status is not JobStatus.RUNNING or record.stage is None:
+        return 0.0
+    start, end = _STAGE_SPAN[record.stage]
+    fraction = record.progress if record.stage is JobStage.INFERRING else 0.0
+    return round(start + (end - start) * min(max(fraction, 0.0), 1.0), 4)
+
+
+def _eta_s(connection: Redis, record: JobRecord, position: int | None) -> float | None:
+    if record.status is JobStatus.RUNNING and record.stage is JobStage.INFERRING and record.progress > 0:
+        began = parse_time(record.inferring_at)
+        if began is None:
+            return None
+        elapsed = max(0.0, time.time() - began.timestamp())
+        return round(elapsed * (1.0 - record.progress) / record.progress, 1)
+    if record.status is JobStatus.QUEUED and position is not None:
+        _, total_s, count = stats.read_histogram(connection, stats.INFERENCE_DURATION)
+        if count == 0:
+            return None
+        workers = max(1, len(live_workers(connection)))
+        return round((position + 1) * (total_s / count) / workers, 1)
+    return None
+
+
+def _public(connection: Redis, settings: Settings, record: JobRecord) -> JobPublic:
+    position = queue_position(connection, settings, record) if record.status is JobStatus.QUEUED else None
+    base = f"/jobs/{record.id}"
+    error = None
+    if record.status is JobStatus.FAILED:
+        error = Problem(**problem_from_error_type(record.error_type, record.error_detail, instance=base))
+    options = record.options
+    return JobPublic(
+        id=record.id,
+        status=record.status,
+        stage=record.stage if record.status is JobStatus.RUNNING else None,
+        progress=_progress(record),
+        queue_position=position,
+        eta_s=_eta_s(connection, record, position),
+        tomogram_uri=record.tomogram_uri,
+        model_version=record.model_version,
+        options=JobOptionsPublic(
+            classes=options.classes,
+            voxel_size_a=options.voxel_size_a,
+            tta=options.tta,
+            formats=options.formats,
+            output_uri=options.output_uri,
+            window_vox=options.window_vox,
+            overlap=options.overlap,
+        ),
+        tries=record.tries,
+        worker=record.worker or None,
+        created_at=parse_time(record.created_at),
+        started_at=parse_time(record.started_at),
+        finished_at=parse_time(record.finished_at),
+        timings_s=record.timings_s,
+        counts=record.counts,
+        outputs=record.outputs,
+        reused_from=record.reused_from or None,
+        error=error,
+        links=JobLinks(self_=base, picks=f"{base}/picks", cancel=base),
+    )
+
+
+def read_job(*, connection: Redis, settings: Settings, job_id: str) -> JobPublic:
+    """The job's status, stage, progress, place in the queue, ETA, timings and outcome.
+
+    Raises:
+        NoSuchJobError: unknown or expired job.
+    """
+    return _public(connection, settings, JobRecord.fetch(connection, job_id))
+
+
+def describe(*, connection: Redis, settings: Settings, record: JobRecord) -> JobPublic:
+    """The public view of a record already read."""
+    return _public(connection, settings, record)
+
+
+def cancel(*, connection: Redis, settings: Settings, job_id: str) -> JobPublic:
+    """Cancel a queued job at once, or ask its worker to stop a running one.
+
+    Raises:
+        NoSuchJobError: unknown job. InvalidJobStateError: the job already ended.
+    """
+    cancel_job(connection, settings, job_id)
+    return read_job(connection=connection, settings=settings, job_id=job_id)
+
+
+def read_picks(*, connection: Redis, job_id: str, fmt: PicksFormat) -> tuple[str, str, str]:
+    """The picks of a succeeded job as ``(text, media type, file name)``.
+
+    Raises:
+        NoSuchJobError: unknown job, or its picks expired. JobNotFinishedError: the job has not succeeded.
+    """
+    record = JobRecord.fetch(connection, job_id)
+    if record.status is not JobStatus.SUCCEEDED:
+        raise JobNotFinishedError(
+            f"job {job_id} is {record.status.value}; picks exist only once it succeeded"
+        )
+    text = fetch_result(connection, job_id)
+    if text is None:
+        raise NoSuchJobError(f"the picks of job {job_id} have expired")
+    document = PicksDocument.model_validate_json(text)
+    body = render_picks(document, fmt)
+    return body, MEDIA_TYPES[fmt], f"{document.run_name}.picks.{_EXTENSIONS[fmt]}"
+
+
+def readiness(*, connection: Redis, settings: Settings) -> Readiness:
+    """Redis reachable and, unless ``readyz_requires_worker`` is off, a live worker (raises when Redis is
+    down)."""
+    connection.ping()
+    workers = len(live_workers(connection))
+    ready = workers > 0 or not settings.readyz_requires_worker
+    return Readiness(status="ready" if ready else "no-workers", redis=True, workers=workers)

@@ -1,0 +1,184 @@
+"""Request and response shapes of the gateway; input and output shapes are never the same class."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from octopi_core.export import PicksFormat
+from worker.state import JobStage, JobStatus
+
+__all__ = [
+    "JobCreate",
+    "JobOptionsPublic",
+    "JobLinks",
+    "JobPublic",
+    "Problem",
+    "ModelPublic",
+    "ModelsPublic",
+    "Health",
+    "Readiness",
+]
+
+
+class JobCreate(BaseModel):
+    """Body of ``POST /predict``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tomogram_uri": "s3://my-bucket/run_001.zarr",
+                    "classes": ["ribosome"],
+                    "tta": False,
+                    "formats": ["json", "csv"],
+                }
+            ]
+        },
+    )
+
+    tomogram_uri: str = Field(
+        strict=True,
+        min_length=1,
+        max_length=4096,
+        description="tomogram: local path or file:// (under the allowed roots), http(s):// or "
+        "s3://; OME-Zarr or MRC",
+    )
+    model_version: str | None = Field(
+        None,
+        strict=True,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="model version (see GET /models); default the champion",
+    )
+    classes: list[StrictStr] | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="particle classes to pick; default every class of the model",
+    )
+    voxel_size_a: float | None = Field(
+        None,
+        strict=True,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="override of the tomogram's voxel size, Å",
+    )
+    tta: bool = Field(
+        False, strict=True, description="test-time augmentation (average over y/x flips; 4x the work)"
+    )
+    formats: list[PicksFormat] = Field(
+        default_factory=lambda: [PicksFormat.JSON],
+        min_length=1,
+        max_length=5,
+        description="formats written to output_uri",
+    )
+    output_uri: str | None = Field(
+        None,
+        strict=True,
+        min_length=1,
+        max_length=4096,
+        description="directory or s3:// prefix that also receives the picks files",
+    )
+
+
+class JobOptionsPublic(BaseModel):
+    """The options a job runs with."""
+
+    classes: list[str] | None
+    voxel_size_a: float | None
+    tta: bool
+    formats: list[str]
+    output_uri: str | None
+    window_vox: int = Field(description="sliding-window size, voxels")
+    overlap: float = Field(description="window overlap fraction")
+
+
+class JobLinks(BaseModel):
+    """Where to poll, fetch the picks and cancel."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    self_: str = Field(alias="self")
+    picks: str
+    cancel: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class JobPublic(BaseModel):
+    """A job as reported by the gateway."""
+
+    id: str
+    status: JobStatus
+    stage: JobStage | None = Field(None, description="while running: fetching, inferring or localizing")
+    progress: float = Field(
+        ge=0.0, le=1.0, description="fraction of the job done (inference windows weigh most)"
+    )
+    queue_position: int | None = Field(
+        None, description="jobs ahead of this one (0 = next); null unless queued"
+    )
+    eta_s: float | None = Field(
+        None, description="estimated seconds until the picks are ready; null when unknown"
+    )
+    tomogram_uri: str
+    model_version: str
+    options: JobOptionsPublic
+    tries: int = Field(description="attempts started (a worker that died mid-job costs one)")
+    worker: str | None = Field(None, description="name of the worker running (or that ran) the job")
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    timings_s: dict[str, float] = Field(default_factory=dict, description="pipeline seconds per stage")
+    counts: dict[str, int] = Field(default_factory=dict, description="picks per class, once succeeded")
+    outputs: list[str] = Field(default_factory=list, description="files written to output_uri")
+    reused_from: str | None = Field(None, description="id of the job whose identical result was reused")
+    error: Problem | None = Field(None, description="why the job failed")
+    links: JobLinks
+
+
+class ModelPublic(BaseModel):
+    """One model version."""
+
+    version: str
+    champion: bool = Field(description="served when a request names no version")
+    classes: list[str]
+    voxel_size_a: float
+    scores: dict[str, Any] = Field(default_factory=dict, description="validation scores")
+
+
+class ModelsPublic(BaseModel):
+    """The model versions available."""
+
+    data: list[ModelPublic]
+    count: int
+    champion: str | None
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    """Readiness: Redis reachable and at least one live worker."""
+
+    status: str
+    redis: bool
+    workers: int

@@ -1,0 +1,59 @@
+"""``octopi-serve serve``: one command starts Redis, the gateway and a worker, and stops them all."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import redis
+
+from app.redis_server import free_port
+from tests.service.conftest import _REPO, service_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_serve_runs_the_whole_service_and_stops_cleanly(tmp_path, model_registry, tomograms):
+    if not __import__("shutil").which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    env = service_env(redis_url="", port=port, registry=model_registry.root, roots=[tomograms.root],
+                      s3_endpoint=None)
+    del env["REDIS_URL"]  # nothing configured: serve starts its own Redis
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "octopi_core.cli", "serve"], env=env, cwd=_REPO,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        banner = re.search(r"redis (redis://127\.0\.0\.1:(\d+)/0) \(private", log.read_text())
+        assert banner, log.read_text()[-2000:]
+        job = httpx.post(f"{url}/predict", json={"tomogram_uri": str(tomograms.small)}).json()
+        for _ in range(600):
+            job = httpx.get(f"{url}/jobs/{job['id']}").json()
+            if job["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.2)
+        assert job["status"] == "succeeded", job
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=90) == 0, log.read_text()[-3000:]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/healthz", timeout=2)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis.from_url(banner.group(1), socket_connect_timeout=1).ping()

@@ -1,0 +1,132 @@
+"""pick_particles run by a real (in-process, burst) worker against the private Redis."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from octopi_core.picks import PicksDocument
+from octopi_core.pipeline import Picker, PredictOptions
+from octopi_core.registry import Registry
+from worker import tasks
+from worker.keys import cancel_key
+from worker.main import run_worker
+from worker.state import JobRecord, JobStatus, fetch_result
+
+
+def _run(settings) -> None:
+    assert run_worker(settings, name="test-worker", burst=True) == 0
+
+
+def _when_inferring(redis_conn, job_id: str, action, timeout_s: float = 120.0) -> threading.Thread:
+    """Call ``action()`` from a thread once the job reports inference progress."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            raw = redis_conn.hget(f"octopi:job:{job_id}", "progress")
+            if raw is not None and float(raw) > 0:
+                action()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_job_succeeds_with_the_same_picks_as_the_pipeline(
+    redis_conn, service_settings, new_job, tomograms, model_registry
+):
+    record = new_job(tomograms.small, identity="id-1")
+    _run(service_settings)
+    done = JobRecord.fetch(redis_conn, record.id)
+    assert done.status is JobStatus.SUCCEEDED, done.error_detail
+    assert done.tries == 1 and done.timings_s["total"] > 0 and set(done.counts) >= {"ribosome"}
+    served = PicksDocument.model_validate_json(fetch_result(redis_conn, record.id))
+    picker = Picker(Registry(model_registry.root).resolve(model_registry.champion), device="cpu")
+    direct = picker.predict(str(tomograms.small), PredictOptions(window_vox=32, overlap=0.25, batch_size=2))
+    assert served.picks == direct.picks
+    assert served.model_version == model_registry.champion
+
+
+def test_outputs_are_written_and_identical_requests_reuse_the_result(
+    redis_conn, service_settings, new_job, tomograms, tmp_path: Path
+):
+    first = new_job(tomograms.small, identity="id-2")
+    _run(service_settings)
+    second = new_job(
+        tomograms.small, identity="id-2", output_uri=str(tmp_path / "out"), formats=["json", "csv"]
+    )
+    _run(service_settings)
+    reused = JobRecord.fetch(redis_conn, second.id)
+    assert reused.status is JobStatus.SUCCEEDED and reused.reused_from == first.id
+    assert sorted(Path(p).name for p in reused.outputs) == ["small.picks.csv", "small.picks.json"]
+    assert (tmp_path / "out" / "small.picks.csv").read_text().startswith("run_name,particle_type,x,y,z,score")
+    assert fetch_result(redis_conn, second.id) == fetch_result(redis_conn, first.id)
+
+
+def test_a_tomogram_found_corrupt_while_reading_fails_the_job(
+    redis_conn, service_settings, new_job, tomograms, tmp_path: Path
+):
+    broken = tmp_path / "broken.zarr"
+    shutil.copytree(tomograms.small, broken)
+    chunks = [
+        p for p in broken.rglob("*") if p.is_file() and not p.name.startswith(".") and p.suffix != ".json"
+    ]
+    for chunk in chunks:
+        chunk.write_bytes(b"\x00garbage" * 3)
+    record = new_job(broken)
+    _run(service_settings)
+    failed = JobRecord.fetch(redis_conn, record.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error_type == "CorruptTomogramError" and "broken.zarr" in failed.error_detail
+
+
+def test_unknown_model_version_fails_the_job(redis_conn, service_settings, new_job, tomograms):
+    record = new_job(tomograms.small, model_version="octopi-unet-000000000000")
+    _run(service_settings)
+    failed = JobRecord.fetch(redis_conn, record.id)
+    assert failed.status is JobStatus.FAILED and failed.error_type == "CheckpointError"
+
+
+@pytest.mark.slow
+def test_running_job_stops_within_a_batch_when_cancelled(
+    redis_conn, service_settings, new_job, tomograms, model_registry
+):
+    record = new_job(tomograms.large, model_version=model_registry.quiet)
+    watcher = _when_inferring(redis_conn, record.id, lambda: redis_conn.set(cancel_key(record.id), "1"))
+    _run(service_settings)
+    watcher.join(1)
+    cancelled = JobRecord.fetch(redis_conn, record.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert 0 < cancelled.progress < 0.5  # 64 windows in batches of 2: stopped right after the flag
+
+
+@pytest.mark.slow
+def test_shutdown_mid_job_requeues_it_without_counting_a_try(
+    redis_conn, service_settings, new_job, tomograms, model_registry
+):
+    record = new_job(tomograms.large, model_version=model_registry.quiet)
+    watcher = _when_inferring(redis_conn, record.id, lambda: tasks.current_context().shutdown.set())
+    _run(service_settings)
+    watcher.join(1)
+    back = JobRecord.fetch(redis_conn, record.id)
+    assert (back.status, back.tries, back.attempt) == (JobStatus.QUEUED, 0, 2)
+    _run(service_settings)  # a fresh worker finishes it
+    assert JobRecord.fetch(redis_conn, record.id).status is JobStatus.SUCCEEDED
+
+
+@pytest.mark.slow
+def test_an_attempt_over_the_job_timeout_fails(
+    redis_conn, service_settings, new_job, tomograms, model_registry
+):
+    settings = service_settings.model_copy(update={"job_timeout_s": 1})
+    record = new_job(tomograms.large, model_version=model_registry.quiet, settings=settings)
+    _run(settings)
+    failed = JobRecord.fetch(redis_conn, record.id)
+    assert failed.status is JobStatus.FAILED and failed.error_type == "JobTimeoutError"

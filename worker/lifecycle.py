@@ -1,0 +1,319 @@
+"""Job lifecycle transitions, each one atomic in Redis (WATCH/MULTI/EXEC).
+
+A running attempt is owned through an entry ``job id -> "<worker>|<attempt>"`` in
+:data:`worker.keys.RUNNING_KEY`. Only the owner may finish or re-queue the attempt, and the reaper
+may take it over only while the owner's heartbeat key is gone. Every transition checks ownership
+and changes the record in one transaction, so a worker that was presumed dead (and whose job was
+re-queued) can never overwrite the newer attempt's outcome.
+
+Transitions:
+
+- :func:`create_job`: new record + first attempt on the queue (gateway).
+- :func:`claim_attempt`: queued -> running (worker, at the start of the task).
+- :func:`finish_attempt`: running -> succeeded / failed / cancelled (worker).
+- :func:`requeue_attempt`: running -> queued, by the owner at shutdown or by the reaper for a dead owner.
+- :func:`cancel_job`: queued -> cancelled at once, or a running job flagged to stop (gateway).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, TypeVar
+
+from redis import Redis
+from redis.client import Pipeline
+
+from octopi_core.settings import Settings
+
+from . import stats
+from .exceptions import InvalidJobStateError, WorkerLostError
+from .jobqueue import enqueue_attempt, make_queue
+from .keys import RUNNING_KEY, WORKERS_KEY, cancel_key, job_key, reuse_key, rq_job_id, worker_key
+from .state import (
+    JobRecord,
+    JobStatus,
+    expire_job,
+    parse_time,
+    request_cancel,
+    store_result,
+    utc_now,
+)
+
+__all__ = [
+    "owner_token",
+    "create_job",
+    "claim_attempt",
+    "finish_attempt",
+    "requeue_attempt",
+    "cancel_job",
+    "reap_dead_workers",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def owner_token(worker_name: str, attempt: int) -> str:
+    """The value stored in the running hash for ``attempt`` run by ``worker_name``."""
+    return f"{worker_name}|{attempt}"
+
+
+def _text(value: object) -> str | None:
+    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+
+
+def _transaction(connection: Redis, body: Callable[[Pipeline], T], *watched: str) -> T:
+    """Run ``body`` in a WATCH/MULTI/EXEC transaction over ``watched`` keys, retrying on conflicts."""
+    return connection.transaction(body, *watched, value_from_callable=True)
+
+
+def _job_seconds(record: JobRecord) -> float | None:
+    created = parse_time(record.created_at)
+    return None if created is None else max(0.0, time.time() - created.timestamp())
+
+
+def create_job(
+    connection: Redis, settings: Settings, record: JobRecord, *, pipeline: Pipeline | None = None
+) -> None:
+    """Store a new ``record`` (status queued, attempt 1) and put its first attempt on the queue."""
+    record.status, record.attempt = JobStatus.QUEUED, 1
+    own = pipeline is None
+    pipe = connection.pipeline() if own else pipeline
+    if own:
+        pipe.multi()  # RQ's enqueue insists on a MULTI block when given a pipeline
+    record.save(connection, pipeline=pipe)
+    enqueue_attempt(connection, settings, record, pipeline=pipe)
+    if own:
+        pipe.execute()
+
+
+def claim_attempt(
+    connection: Redis, settings: Settings, job_id: str, attempt: int, worker_name: str
+) -> JobRecord | None:
+    """Mark attempt ``attempt`` of ``job_id`` as running on ``worker_name``.
+
+    Returns:
+        The running record, or None when the attempt is stale (the job moved on, finished, or is gone)
+        or was cancelled while queued (then the job is marked cancelled here).
+    """
+    token = owner_token(worker_name, attempt)
+
+    def body(pipe: Pipeline) -> JobRecord | None:
+        raw = pipe.hgetall(job_key(job_id))
+        if not raw:
+            return None
+        record = JobRecord.from_mapping(raw)
+        if record.attempt != attempt or record.status is not JobStatus.QUEUED:
+            return None
+        cancelled = bool(pipe.exists(cancel_key(job_id)))
+        pipe.multi()
+        now = utc_now()
+        if cancelled:
+            record.update(pipe, status=JobStatus.CANCELLED, finished_at=now, stage=None)
+            expire_job(pipe, job_id, settings.result_ttl_s)
+            stats.record_job_end(pipe, job_id, JobStatus.CANCELLED.value, job_duration_s=_job_seconds(record))
+            return None
+        pipe.hset(RUNNING_KEY, job_id, token)
+        record.update(
+            pipe,
+            status=JobStatus.RUNNING,
+            tries=record.tries + 1,
+            worker=worker_name,
+            started_at=now,
+            stage=None,
+            progress=0.0,
+            inferring_at="",
+        )
+        return record
+
+    return _transaction(connection, body, RUNNING_KEY, job_key(job_id))
+
+
+def finish_attempt(
+    connection: Redis,
+    settings: Settings,
+    record: JobRecord,
+    status: JobStatus,
+    *,
+    result_json: str | None = None,
+    error: Exception | None = None,
+    error_type: str = "",
+    counts: dict[str, int] | None = None,
+    timings_s: dict[str, float] | None = None,
+    outputs: list[str] | None = None,
+    reused_from: str = "",
+) -> bool:
+    """End the running attempt of ``record`` with ``status`` (succeeded, failed or cancelled).
+
+    Args:
+        result_json: the picks document, for ``succeeded``.
+        error: the exception that failed the job; its class name and message become the problem details.
+        error_type: overrides the error's class name.
+        counts, timings_s, outputs: picks per class, pipeline timings (s), files written to ``output_uri``.
+        reused_from: id of the job whose result was reused.
+
+    Returns:
+        False when this worker no longer owns the attempt (it was re-queued meanwhile): nothing is written.
+    """
+    token = owner_token(record.worker, record.attempt)
+    status = JobStatus(status)
+
+    def body(pipe: Pipeline) -> bool:
+        if _text(pipe.hget(RUNNING_KEY, record.id)) != token:
+            return False
+        pipe.multi()
+        pipe.hdel(RUNNING_KEY, record.id)
+        changes: dict = {"status": status, "finished_at": utc_now()}
+        if error is not None or error_type:
+            changes.update(error_type=error_type or type(error).__name__, error_detail=str(error or ""))
+        for name, value in (("counts", counts), ("timings_s", timings_s), ("outputs", outputs)):
+            if value is not None:
+                changes[name] = value
+        if reused_from:
+            changes["reused_from"] = reused_from
+        if status is JobStatus.SUCCEEDED:
+            changes["progress"] = 1.0
+            store_result(pipe, record.id, result_json or "{}", settings.result_ttl_s)
+            if record.digest:
+                pipe.set(reuse_key(record.digest), record.id, ex=settings.result_ttl_s)
+        record.update(pipe, **changes)
+        expire_job(pipe, record.id, settings.result_ttl_s)
+        inference_s = (
+            (timings_s or {}).get("total") if status is JobStatus.SUCCEEDED and not reused_from else None
+        )
+        stats.record_job_end(
+            pipe,
+            record.id,
+            status.value,
+            job_duration_s=_job_seconds(record),
+            inference_duration_s=inference_s,
+        )
+        return True
+
+    return _transaction(connection, body, RUNNING_KEY)
+
+
+def _requeue_in(
+    pipe: Pipeline, connection: Redis, settings: Settings, record: JobRecord, *, count_try: bool
+) -> None:
+    """Queue the next attempt of ``record`` at the front (inside a MULTI)."""
+    record.update(
+        pipe,
+        status=JobStatus.QUEUED,
+        attempt=record.attempt + 1,
+        tries=record.tries if count_try else max(0, record.tries - 1),
+        stage=None,
+        progress=0.0,
+        worker="",
+        started_at="",
+        inferring_at="",
+    )
+    enqueue_attempt(connection, settings, record, at_front=True, pipeline=pipe)
+
+
+def requeue_attempt(
+    connection: Redis, settings: Settings, record: JobRecord, *, count_try: bool = False
+) -> bool:
+    """Put the running attempt of ``record`` back at the front of the queue as a new attempt.
+
+    Used by a worker that shuts down mid-job (``count_try=False``: the attempt does not count against
+    ``max_tries``). Returns False when the worker no longer owned the attempt.
+    """
+    token = owner_token(record.worker, record.attempt)
+
+    def body(pipe: Pipeline) -> bool:
+        if _text(pipe.hget(RUNNING_KEY, record.id)) != token:
+            return False
+        pipe.multi()
+        pipe.hdel(RUNNING_KEY, record.id)
+        _requeue_in(pipe, connection, settings, record, count_try=count_try)
+        return True
+
+    return _transaction(connection, body, RUNNING_KEY)
+
+
+def cancel_job(connection: Redis, settings: Settings, job_id: str) -> JobRecord:
+    """Cancel ``job_id``: a queued job at once, a running one by raising its flag (the worker stops
+    within one batch of windows).
+
+    Returns:
+        The record after the change (``cancelled``, or still ``running`` with the flag raised).
+
+    Raises:
+        NoSuchJobError: unknown job.
+        InvalidJobStateError: the job already ended.
+    """
+    queue = make_queue(connection, settings)
+
+    def body(pipe: Pipeline) -> JobRecord:
+        record = JobRecord.fetch(pipe, job_id)
+        if record.is_finished:
+            raise InvalidJobStateError(
+                f"job {job_id} already ended with status {record.status.value}; nothing to cancel"
+            )
+        pipe.multi()
+        request_cancel(pipe, job_id, settings.result_ttl_s)
+        if record.status is JobStatus.QUEUED:
+            queue.remove(rq_job_id(job_id, record.attempt), pipeline=pipe)
+            record.update(pipe, status=JobStatus.CANCELLED, finished_at=utc_now(), stage=None)
+            expire_job(pipe, job_id, settings.result_ttl_s)
+            stats.record_job_end(pipe, job_id, JobStatus.CANCELLED.value, job_duration_s=_job_seconds(record))
+        return record
+
+    return _transaction(connection, body, job_key(job_id))
+
+
+def reap_dead_workers(connection: Redis, settings: Settings, *, self_name: str | None = None) -> list[str]:
+    """Re-queue (or, after ``max_tries`` attempts, fail) the jobs of workers whose heartbeat expired.
+
+    Safe to run from many processes at once: each dead attempt is taken over by exactly one of them.
+    Also forgets dead workers in the worker set.
+
+    Returns:
+        The ids of the jobs taken over.
+    """
+    taken: list[str] = []
+    for raw_id, raw_token in connection.hgetall(RUNNING_KEY).items():
+        job_id, token = _text(raw_id) or "", _text(raw_token) or ""
+        owner = token.rsplit("|", 1)[0]
+        if owner == self_name or connection.exists(worker_key(owner)):
+            continue
+
+        def body(pipe: Pipeline, job_id: str = job_id, token: str = token, owner: str = owner) -> bool:
+            if _text(pipe.hget(RUNNING_KEY, job_id)) != token or pipe.exists(worker_key(owner)):
+                return False
+            raw = pipe.hgetall(job_key(job_id))
+            pipe.multi()
+            pipe.hdel(RUNNING_KEY, job_id)
+            if not raw:
+                return True
+            record = JobRecord.from_mapping(raw)
+            if record.tries >= settings.max_tries:
+                error = WorkerLostError(
+                    f"the worker running this job stopped responding on each of its {record.tries} attempts "
+                    f"(last: {owner}); it may be killed for using too much memory"
+                )
+                record.update(
+                    pipe,
+                    status=JobStatus.FAILED,
+                    finished_at=utc_now(),
+                    error_type=type(error).__name__,
+                    error_detail=str(error),
+                )
+                expire_job(pipe, job_id, settings.result_ttl_s)
+                stats.record_job_end(
+                    pipe, job_id, JobStatus.FAILED.value, job_duration_s=_job_seconds(record)
+                )
+            else:
+                _requeue_in(pipe, connection, settings, record, count_try=True)
+            return True
+
+        if _transaction(connection, body, RUNNING_KEY, worker_key(owner)):
+            log.warning("worker %s is gone; took over job %s", owner, job_id)
+            taken.append(job_id)
+    for raw_name in connection.smembers(WORKERS_KEY):
+        name = _text(raw_name) or ""
+        if name != self_name and not connection.exists(worker_key(name)):
+            connection.srem(WORKERS_KEY, name)
+    return taken

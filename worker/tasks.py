@@ -1,0 +1,290 @@
+"""RQ task: one attempt of a picking job, from its record in Redis to picks in Redis (and ``output_uri``).
+
+The task loads the tomogram and computes through :class:`octopi_core.pipeline.Picker`, reports stage and
+progress into the job record as it goes, checks between batches of windows whether to stop (cancelled,
+shutting down, or no longer the owner), and returns a JSON-safe summary, never arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+import fsspec
+import redis
+from redis import Redis
+from rq.timeouts import JobTimeoutException
+
+from octopi_core.exceptions import InferenceCancelledError, OctopiError
+from octopi_core.export import PicksFormat, render_picks
+from octopi_core.picks import PicksDocument
+from octopi_core.pipeline import PredictOptions
+from octopi_core.settings import Settings, get_settings
+
+from .exceptions import InternalJobError, JobTimeoutError, OutputWriteError
+from .keys import RUNNING_KEY, cancel_key, reuse_key
+from .lifecycle import claim_attempt, finish_attempt, owner_token, requeue_attempt
+from .model_cache import ModelCache
+from .state import JobRecord, JobStage, JobStatus, fetch_result, set_progress, set_stage
+
+__all__ = ["TaskContext", "configure", "current_context", "pick_particles", "connect"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_PROGRESS_INTERVAL_S = 0.25  # least time between two progress writes
+_REDIS_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+_EXTENSIONS = {
+    PicksFormat.JSON: "json",
+    PicksFormat.CSV: "csv",
+    PicksFormat.STAR: "star",
+    PicksFormat.COPICK: "copick.json",
+    PicksFormat.NDJSON: "ndjson",
+}
+
+
+def connect(settings: Settings) -> Redis:
+    """A Redis client for job state: short timeouts, so an outage surfaces as an error instead of a hang."""
+    return Redis.from_url(
+        settings.effective_redis_url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=15
+    )
+
+
+@dataclass
+class TaskContext:
+    """What a worker process shares with its tasks: settings, its name, its models and its shutdown flag."""
+
+    settings: Settings
+    worker_name: str
+    models: ModelCache
+    connection: Redis
+    shutdown: threading.Event = field(default_factory=threading.Event)
+
+
+_context: TaskContext | None = None
+
+
+def configure(context: TaskContext) -> None:
+    """Install the context the worker process's tasks run with."""
+    global _context
+    _context = context
+
+
+def current_context() -> TaskContext:
+    """The installed context, or a default one from the environment (a task run by a plain RQ worker)."""
+    global _context
+    if _context is None:
+        from octopi_core.registry import Registry
+
+        settings = get_settings()
+        _context = TaskContext(
+            settings=settings,
+            worker_name=f"rq-{os.getpid()}",
+            connection=connect(settings),
+            models=ModelCache(
+                Registry(settings.registry_uri), device=settings.device, capacity=settings.model_cache_size
+            ),
+        )
+    return _context
+
+
+def _retrying(call: Callable[[], T], patience_s: float) -> T:
+    """Run ``call``, retrying while Redis is unreachable for up to ``patience_s`` seconds."""
+    deadline, delay = time.monotonic() + patience_s, 0.25
+    while True:
+        try:
+            return call()
+        except _REDIS_ERRORS:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("Redis unreachable; retrying in %.1f s", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _best_effort(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except _REDIS_ERRORS as e:
+        log.warning("could not record job state: %s", e)
+
+
+def pick_particles(job_id: str, attempt: int) -> dict:
+    """Run attempt ``attempt`` of job ``job_id`` and record its outcome.
+
+    Returns:
+        ``{"job_id", "status"}``: the job's status afterwards, or ``skipped`` for a stale attempt.
+    """
+    context = current_context()
+    connection, settings = context.connection, context.settings
+    record = _retrying(
+        lambda: claim_attempt(connection, settings, job_id, attempt, context.worker_name),
+        settings.redis_retry_s,
+    )
+    if record is None:
+        return {"job_id": job_id, "status": "skipped"}
+    try:
+        status = _run(context, record)
+    except JobTimeoutException:
+        error = JobTimeoutError(f"the job ran longer than job_timeout_s = {settings.job_timeout_s} s")
+        status = _finish(context, record, JobStatus.FAILED, error=error)
+    return {"job_id": job_id, "status": status}
+
+
+def _finish(context: TaskContext, record: JobRecord, status: JobStatus, **outcome) -> str:
+    settings = context.settings
+    owned = _retrying(
+        lambda: finish_attempt(context.connection, settings, record, status, **outcome),
+        settings.redis_retry_s,
+    )
+    return status.value if owned else "superseded"
+
+
+def _run(context: TaskContext, record: JobRecord) -> str:
+    connection = context.connection
+    options = record.options
+
+    reused = _reusable_result(connection, record)
+    if reused is not None:
+        source_id, document = reused
+        try:
+            outputs = _write_outputs(document, options.output_uri, options.formats)
+        except OutputWriteError as e:
+            return _finish(context, record, JobStatus.FAILED, error=e)
+        return _finish(
+            context,
+            record,
+            JobStatus.SUCCEEDED,
+            result_json=document.model_dump_json(),
+            counts=document.counts(),
+            timings_s=document.timings_s,
+            outputs=outputs,
+            reused_from=source_id,
+        )
+
+    token = owner_token(context.worker_name, record.attempt)
+    last_progress = [0.0]
+
+    def on_stage(stage: object) -> None:
+        _best_effort(lambda: set_stage(connection, record.id, JobStage(getattr(stage, "value", stage))))
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if fraction >= 1.0 or now - last_progress[0] >= _PROGRESS_INTERVAL_S:
+            last_progress[0] = now
+            _best_effort(lambda: set_progress(connection, record.id, fraction))
+
+    def should_cancel() -> bool:
+        if context.shutdown.is_set():
+            return True
+        try:
+            with connection.pipeline(transaction=False) as pipe:
+                pipe.exists(cancel_key(record.id))
+                pipe.hget(RUNNING_KEY, record.id)
+                cancelled, owner = pipe.execute()
+        except _REDIS_ERRORS:
+            return False  # keep computing through a Redis outage; the outcome is stored when it is back
+        owner = owner.decode() if isinstance(owner, bytes) else owner
+        return bool(cancelled) or owner != token
+
+    try:
+        picker = context.models.get(record.model_version)
+        storage_options = (
+            {"allow_redirects": False} if record.tomogram_uri.lower().startswith("http") else None
+        )
+        document = picker.predict(
+            record.tomogram_uri,
+            PredictOptions(
+                classes=options.classes,
+                voxel_size_a=options.voxel_size_a,
+                window_vox=options.window_vox,
+                overlap=options.overlap,
+                batch_size=options.batch_size,
+                tta=options.tta,
+                storage_options=storage_options,
+            ),
+            on_stage=on_stage,
+            progress=progress,
+            should_cancel=should_cancel,
+        )
+    except InferenceCancelledError:
+        return _stopped(context, record)
+    except (OctopiError, ValueError) as e:
+        return _finish(context, record, JobStatus.FAILED, error=e)
+    except JobTimeoutException:
+        raise
+    except Exception as e:  # a bug or an exhausted resource: report it on the job, keep the worker alive
+        log.exception("job %s failed unexpectedly", record.id)
+        return _finish(context, record, JobStatus.FAILED, error=InternalJobError(f"{type(e).__name__}: {e}"))
+    try:
+        outputs = _write_outputs(document, options.output_uri, options.formats)
+    except OutputWriteError as e:
+        return _finish(context, record, JobStatus.FAILED, error=e)
+    return _finish(
+        context,
+        record,
+        JobStatus.SUCCEEDED,
+        result_json=document.model_dump_json(),
+        counts=document.counts(),
+        timings_s=document.timings_s,
+        outputs=outputs,
+    )
+
+
+def _stopped(context: TaskContext, record: JobRecord) -> str:
+    """Inference stopped between batches: cancelled, shutting down, or the job was taken over."""
+    connection, settings = context.connection, context.settings
+    cancelled = _retrying(lambda: bool(connection.exists(cancel_key(record.id))), settings.redis_retry_s)
+    if cancelled:
+        return _finish(context, record, JobStatus.CANCELLED)
+    if context.shutdown.is_set():
+        requeued = _retrying(
+            lambda: requeue_attempt(connection, settings, record, count_try=False), settings.redis_retry_s
+        )
+        log.info("shutting down: job %s %s", record.id, "re-queued" if requeued else "was already taken over")
+        return JobStatus.QUEUED.value if requeued else "superseded"
+    log.warning("job %s was taken over by another worker; dropping this attempt", record.id)
+    return "superseded"
+
+
+def _reusable_result(connection: Redis, record: JobRecord) -> tuple[str, PicksDocument] | None:
+    """The picks of an earlier succeeded job with the same digest, if one is still stored."""
+    if not record.digest:
+        return None
+    source = connection.get(reuse_key(record.digest))
+    source_id = source.decode() if isinstance(source, bytes) else source
+    if not source_id or source_id == record.id:
+        return None
+    text = fetch_result(connection, source_id)
+    return None if text is None else (source_id, PicksDocument.model_validate_json(text))
+
+
+def _write_outputs(document: PicksDocument, output_uri: str | None, formats: list[str]) -> list[str]:
+    """Write ``<output_uri>/<run_name>.picks.<ext>`` for each format; return the URIs written.
+
+    Raises:
+        OutputWriteError: when a file cannot be written.
+    """
+    if not output_uri:
+        return []
+    written = []
+    for name in formats:
+        fmt = PicksFormat(name)
+        target = f"{output_uri.rstrip('/')}/{document.run_name}.picks.{_EXTENSIONS[fmt]}"
+        try:
+            fs, path = fsspec.core.url_to_fs(target)
+            if "file" in fs.protocol or "local" in fs.protocol:
+                fs.makedirs(fs._parent(path), exist_ok=True)
+            with fs.open(path, "w") as stream:
+                stream.write(render_picks(document, fmt))
+        except Exception as e:
+            raise OutputWriteError(f"could not write {target}: {type(e).__name__}: {e}") from e
+        written.append(target)
+    return written
