@@ -52,7 +52,7 @@ from .schemas import (
 )
 
 if TYPE_CHECKING:
-    from octopi_core.model import ModelConfig
+    from octopi_core.model_config import ModelConfig
     from octopi_core.registry import Registry
 
 __all__ = ["submit_job", "read_job", "cancel", "read_picks", "list_models", "readiness", "MEDIA_TYPES"]
@@ -84,7 +84,7 @@ _opener = ThreadPoolExecutor(max_workers=8, thread_name_prefix="open-tomogram")
 
 
 def _shipped_config() -> ModelConfig | None:
-    from octopi_core.model import CONFIG_FILE, default_checkpoint_dir, read_config
+    from octopi_core.model_config import CONFIG_FILE, default_checkpoint_dir, read_config
 
     shipped = default_checkpoint_dir()
     return read_config(shipped) if (shipped / CONFIG_FILE).is_file() else None

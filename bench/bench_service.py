@@ -47,7 +47,8 @@ _QUIET_BACKGROUND_BIAS = 4.0
 def _quiet_checkpoint(directory: Path) -> Path:
     import torch
 
-    from octopi_core.model import ModelConfig, build_model, save_checkpoint
+    from octopi_core.model import build_model, save_checkpoint
+    from octopi_core.model_config import ModelConfig
 
     torch.manual_seed(0)
     model = build_model()

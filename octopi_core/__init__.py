@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "PARTICLE_CLASSES": "particles", "ParticleClass": "particles", "particle_by_name": "particles",
     "PicksDocument": "picks", "PickPoint": "picks",
-    "ModelConfig": "model", "build_model": "model", "load_checkpoint": "model", "save_checkpoint": "model",
+    "ModelConfig": "model_config", "build_model": "model", "load_checkpoint": "model", "save_checkpoint": "model",
     "focal_tversky_loss": "loss", "FocalTverskyLoss": "loss",
     "score_picks": "metric", "score_documents": "metric", "Score": "metric",
     "open_tomogram": "io", "load_tomogram": "io", "normalize_volume": "io",

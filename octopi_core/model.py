@@ -10,87 +10,20 @@ Octopi tool (a PyTorch ``state_dict`` file plus its model-config YAML) load too,
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
 from monai.networks.nets import UNet
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .exceptions import CheckpointError
-from .particles import PARTICLE_CLASSES, particle_by_name
+from .model_config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
+from .particles import PARTICLE_CLASSES
 
-__all__ = [
-    "ModelConfig",
-    "build_model",
-    "count_parameters",
-    "save_checkpoint",
-    "load_checkpoint",
-    "load_octopi_checkpoint",
-    "default_checkpoint_dir",
-    "read_config",
-    "WEIGHTS_FILE",
-    "CONFIG_FILE",
-]
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-_PACKAGED_MODEL_DIR = Path(__file__).parent / "models" / "default"
-
-
-class ModelConfig(BaseModel):
-    """Everything needed to rebuild a trained network and interpret its output.
-
-    The defaults are the published Octopi picker: a MONAI 3-D U-Net with 1 input channel,
-    7 outputs (background + the 6 CZII classes), channels 32-64-128-128-128-128, strides
-    2-2-1-1-1, one residual unit per level and dropout 0.23 (5,029,192 parameters). Two
-    stride-2 levels mean window sizes must be multiples of 4 voxels.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    architecture: str = "unet"
-    in_channels: int = 1
-    channels: tuple[int, ...] = (32, 64, 128, 128, 128, 128)
-    strides: tuple[int, ...] = (2, 2, 1, 1, 1)
-    num_res_units: int = 1
-    dropout: float = Field(0.23, ge=0.0, lt=1.0)
-    classes: tuple[str, ...] = tuple(p.name for p in PARTICLE_CLASSES)
-    voxel_size_a: float = Field(10.0, gt=0.0, description="voxel size the network was trained at, Å")
-    version: str = ""
-    weights_sha256: str = ""
-    training: dict[str, Any] = Field(default_factory=dict, description="recipe, seed, epochs, data")
-    scores: dict[str, Any] = Field(default_factory=dict, description="validation scores")
-
-    @field_validator("architecture")
-    @classmethod
-    def _known_architecture(cls, value: str) -> str:
-        if value.lower() != "unet":
-            raise ValueError(f"architecture must be 'unet', got {value!r}")
-        return "unet"
-
-    @field_validator("classes")
-    @classmethod
-    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(particle_by_name(name).name for name in value)
-
-    @property
-    def out_channels(self) -> int:
-        """Output channels: background plus one per class."""
-        return len(self.classes) + 1
-
-    @property
-    def window_multiple_vox(self) -> int:
-        """Window sizes must be multiples of this (product of the strides)."""
-        multiple = 1
-        for stride in self.strides:
-            multiple *= stride
-        return multiple
-
+__all__ = ["build_model", "count_parameters", "save_checkpoint", "load_checkpoint", "load_octopi_checkpoint"]
 
 def build_model(config: ModelConfig | None = None) -> UNet:
     """Build the (untrained) network described by ``config`` (default: the published picker)."""
@@ -222,13 +155,3 @@ def _model_from_state(state: dict, config: ModelConfig, source: str, device: str
     except RuntimeError as e:
         raise CheckpointError(f"weights in {source!r} do not fit the configured architecture: {e}") from e
     return model.to(device).eval()
-
-
-def default_checkpoint_dir() -> Path:
-    """Directory of the model shipped in the package."""
-    return _PACKAGED_MODEL_DIR
-
-
-def read_config(directory: str | Path) -> ModelConfig:
-    """Read only a checkpoint's config (for listings), without loading weights."""
-    return ModelConfig.model_validate(json.loads((Path(directory) / CONFIG_FILE).read_text()))

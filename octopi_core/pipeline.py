@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,24 +20,13 @@ from .io import load_tomogram
 from .localize import (
     DEFAULT_MIN_VOLUME_FRACTION, DEFAULT_TARGET_RADIUS_FRACTION, DEFAULT_THRESHOLD, localize_particles,
 )
-from .model import ModelConfig, default_checkpoint_dir, load_checkpoint
+from .model import load_checkpoint
+from .model_config import ModelConfig, default_checkpoint_dir
 from .particles import particle_by_name, resolve_particles
 from .picks import PicksDocument
+from .stage import Stage
 
 __all__ = ["Stage", "PredictOptions", "Picker", "run_name_from_uri", "pick_device"]
-
-
-class Stage(str, Enum):
-    """Where a prediction is.
-
-    - ``fetching``: reading and normalising the tomogram
-    - ``inferring``: sliding-window segmentation
-    - ``localizing``: turning segmentation into picks
-    """
-
-    FETCHING = "fetching"
-    INFERRING = "inferring"
-    LOCALIZING = "localizing"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .metric import Score, score_documents
-from .model import load_checkpoint, read_config, save_checkpoint
+from .model import load_checkpoint, save_checkpoint
+from .model_config import read_config
 from .pipeline import Picker, PredictOptions
 from .picks import PicksDocument
 from .registry import Registry

@@ -23,7 +23,7 @@ from pathlib import Path
 import fsspec
 
 from .exceptions import CheckpointError
-from .model import CONFIG_FILE, WEIGHTS_FILE, ModelConfig, default_checkpoint_dir, read_config
+from .model_config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig, default_checkpoint_dir, read_config
 
 __all__ = ["ModelEntry", "Registry", "SHIPPED_VERSION_ALIAS"]
 

@@ -33,7 +33,8 @@ from .io import normalize_volume
 from .localize import DEFAULT_TARGET_RADIUS_FRACTION, localize_particles
 from .loss import FOCAL_TVERSKY_ALPHA, FOCAL_TVERSKY_GAMMA, focal_tversky_loss
 from .metric import Score, score_documents
-from .model import ModelConfig, build_model, save_checkpoint
+from .model import build_model, save_checkpoint
+from .model_config import ModelConfig
 from .particles import PARTICLE_CLASSES
 from .synth import Phantom, PhantomSettings, make_phantom
 
@@ -449,7 +450,8 @@ def tune_checkpoint(checkpoint_dir: str | Path, settings: PhantomSettings, *, co
     The weights are untouched, so the version stays the same; ``config.json`` gains
     ``training.localize`` (threshold, min_volume_fraction, the tuning score and data).
     """
-    from .model import CONFIG_FILE, load_checkpoint
+    from .model import load_checkpoint
+    from .model_config import CONFIG_FILE
 
     model, config = load_checkpoint(checkpoint_dir, device=_device(device))
     phantoms = [make_phantom(seed + i, settings) for i in range(count)]

@@ -203,7 +203,8 @@ class ModelRegistryInfo:
 def model_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistryInfo:
     import torch
 
-    from octopi_core.model import ModelConfig, build_model, save_checkpoint
+    from octopi_core.model import build_model, save_checkpoint
+    from octopi_core.model_config import ModelConfig
     from octopi_core.registry import Registry
 
     base = tmp_path_factory.mktemp("models")

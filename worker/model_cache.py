@@ -6,7 +6,7 @@ import logging
 import threading
 from collections import OrderedDict
 
-from octopi_core.model import CONFIG_FILE, read_config
+from octopi_core.model_config import CONFIG_FILE, read_config
 from octopi_core.pipeline import Picker
 from octopi_core.registry import Registry
 

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from redis import Redis
 from redis.client import Pipeline
 
+from octopi_core.stage import Stage as JobStage
+
 from .exceptions import NoSuchJobError
 from .keys import cancel_key, job_key, result_key
 
@@ -58,19 +60,6 @@ class JobStatus(str, Enum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-class JobStage(str, Enum):
-    """Stage of a running job; the values of :class:`octopi_core.pipeline.Stage` (kept torch-free here).
-
-    - ``fetching``: reading and normalising the tomogram.
-    - ``inferring``: sliding-window segmentation; ``progress`` is the fraction of windows done.
-    - ``localizing``: turning the segmentation into picks.
-    """
-
-    FETCHING = "fetching"
-    INFERRING = "inferring"
-    LOCALIZING = "localizing"
 
 
 class JobOptions(BaseModel):

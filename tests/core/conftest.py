@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from octopi_core.model import ModelConfig, build_model, save_checkpoint
+from octopi_core.model import build_model, save_checkpoint
+from octopi_core.model_config import ModelConfig
 from octopi_core.synth import PhantomSettings, make_phantom, write_phantom
 
 SMALL_SETTINGS = PhantomSettings(shape_zyx=(32, 64, 64), particles_per_1e9_a3=(60.0, 80.0))

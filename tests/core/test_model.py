@@ -5,16 +5,8 @@ import torch
 import yaml
 
 from octopi_core.exceptions import CheckpointError
-from octopi_core.model import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    ModelConfig,
-    build_model,
-    count_parameters,
-    load_checkpoint,
-    load_octopi_checkpoint,
-    save_checkpoint,
-)
+from octopi_core.model import build_model, count_parameters, load_checkpoint, load_octopi_checkpoint, save_checkpoint
+from octopi_core.model_config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 
 
 def test_card_architecture_has_exactly_the_published_parameter_count():

@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from octopi_core.model import default_checkpoint_dir, read_config
+from octopi_core.model_config import default_checkpoint_dir, read_config
 from octopi_core.pipeline import PredictOptions
 from octopi_core.promotion import held_out_set, promote
 from octopi_core.registry import Registry

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from octopi_core.exceptions import CheckpointError
-from octopi_core.model import ModelConfig, build_model, default_checkpoint_dir, save_checkpoint
+from octopi_core.model import build_model, save_checkpoint
+from octopi_core.model_config import ModelConfig, default_checkpoint_dir
 from octopi_core.registry import Registry
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from octopi_core.model import read_config
+from octopi_core.model_config import read_config
 from octopi_core.registry import Registry
 
 from .artifacts import kubectl_binary, render

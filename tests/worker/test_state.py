@@ -1,6 +1,5 @@
 import pytest
 
-from octopi_core.pipeline import Stage
 from worker.exceptions import NoSuchJobError
 from worker.state import (
     JobOptions,
@@ -15,10 +14,6 @@ from worker.state import (
     set_stage,
     store_result,
 )
-
-
-def test_job_stage_values_match_the_pipeline_stages():
-    assert [s.value for s in JobStage] == [s.value for s in Stage]
 
 
 def test_record_round_trips_through_a_hash(redis_conn):
