@@ -120,3 +120,11 @@ def exported_metric_names() -> frozenset[str]:
     """Names of the gauges, counters and histograms on the gateway's /metrics (from app/core/metrics.py)."""
     source = (ROOT / "app" / "core" / "metrics.py").read_text()
     return frozenset(re.findall(r'"(octopi_[a-z0-9_]+)"', source))
+
+
+def deployment_docs() -> str:
+    """The README's "## Deployment" section, up to the next second-level heading."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n## Deployment\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]

@@ -10,7 +10,7 @@ import pytest
 from .artifacts import DOCKERFILES, containers, kustomize_image_names, pod_templates, read_dockerfile
 from .contract import (
     AWS_ENV_NAMES,
-    ROOT,
+    deployment_docs,
     exported_metric_names,
     parse_cli,
     project_version,
@@ -320,11 +320,11 @@ def test_registry_uri_is_shared_by_workers_gateway_and_retraining(objects):
 def test_secrets_are_provided_or_documented(objects, overlay):
     provided = {o["metadata"]["name"]: set(o.get("data", {})) | set(o.get("stringData", {}))
                 for o in objects if o["kind"] == "Secret"}
-    docs = (ROOT / "docs" / "deployment.md").read_text()
+    docs = deployment_docs()
     for _, _, container in containers(objects):
         for name, key in _environment(objects, container)[1]:
             if overlay == "dev":
                 assert key in provided.get(name, set()), f"dev: Secret {name} has no key {key}"
             else:
                 assert name not in provided, "production Secrets are created out of band, never committed"
-                assert name in docs and key in docs, f"docs/deployment.md: how to create {name} ({key})?"
+                assert name in docs and key in docs, f"README.md (Deployment): how to create {name} ({key})?"
