@@ -32,7 +32,6 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
 from octopi_core.export import picks_document_from_voxels, read_picks  # noqa: E402
-from octopi_core.inference import segment_tomogram  # noqa: E402
 from octopi_core.io import load_tomogram  # noqa: E402
 from octopi_core.localize import localize_particles  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
