@@ -4,7 +4,11 @@ import pytest
 from octopi_core.exceptions import InferenceCancelledError, TomogramTooSmallError
 from octopi_core.io import write_mrc
 from octopi_core.pipeline import Picker, PredictOptions, Stage, run_name_from_uri
+from octopi_core.metric import score_documents
+from octopi_core.model_config import default_checkpoint_dir
 from octopi_core.particles import PARTICLE_CLASSES
+from octopi_core.picks import PicksDocument
+from octopi_core.synth import PhantomSettings, make_phantom, write_phantom
 
 SMALL = PredictOptions(window_vox=32, overlap=0.25, batch_size=2)
 
@@ -60,3 +64,14 @@ def test_too_small_and_cancelled(random_checkpoint, small_tomogram):
 ])
 def test_run_name_from_uri(uri, name):
     assert run_name_from_uri(uri) == name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (default_checkpoint_dir() / "config.json").is_file(), reason="no shipped model")
+def test_shipped_model_really_picks_particles(tmp_path):
+    # A tomogram the model never saw (seed outside training and validation), scored like a user would.
+    phantom = make_phantom(31_337, PhantomSettings(shape_zyx=(96, 192, 192)))
+    tomogram, truth = write_phantom(phantom, tmp_path, "unseen")
+    doc = Picker(device="cpu").predict(str(tomogram), PredictOptions(batch_size=2))
+    score = score_documents([doc], [PicksDocument.model_validate_json(truth.read_text())])
+    assert score.weighted_f_beta > 0.5, score.table()  # an untrained network scores 0
