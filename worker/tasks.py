@@ -154,20 +154,7 @@ def _run(context: TaskContext, record: JobRecord) -> str:
     reused = _reusable_result(connection, record)
     if reused is not None:
         source_id, document = reused
-        try:
-            outputs = _write_outputs(document, options.output_uri, options.formats)
-        except OutputWriteError as e:
-            return _finish(context, record, JobStatus.FAILED, error=e)
-        return _finish(
-            context,
-            record,
-            JobStatus.SUCCEEDED,
-            result_json=document.model_dump_json(),
-            counts=document.counts(),
-            timings_s=document.timings_s,
-            outputs=outputs,
-            reused_from=source_id,
-        )
+        return _succeed(context, record, document, reused_from=source_id)
 
     token = owner_token(context.worker_name, record.attempt)
     last_progress = [0.0]
@@ -223,8 +210,13 @@ def _run(context: TaskContext, record: JobRecord) -> str:
     except Exception as e:  # a bug or an exhausted resource: report it on the job, keep the worker alive
         log.exception("job %s failed unexpectedly", record.id)
         return _finish(context, record, JobStatus.FAILED, error=InternalJobError(f"{type(e).__name__}: {e}"))
+    return _succeed(context, record, document)
+
+
+def _succeed(context: TaskContext, record: JobRecord, document: PicksDocument, *, reused_from: str = "") -> str:
+    """Write the picks to ``output_uri`` (when asked) and store them as the job's result."""
     try:
-        outputs = _write_outputs(document, options.output_uri, options.formats)
+        outputs = _write_outputs(document, record.options.output_uri, record.options.formats)
     except OutputWriteError as e:
         return _finish(context, record, JobStatus.FAILED, error=e)
     return _finish(
@@ -235,6 +227,7 @@ def _run(context: TaskContext, record: JobRecord) -> str:
         counts=document.counts(),
         timings_s=document.timings_s,
         outputs=outputs,
+        reused_from=reused_from,
     )
 
 
