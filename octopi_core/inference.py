@@ -26,6 +26,7 @@ __all__ = ["SegmentationResult", "segment_tomogram", "window_starts", "autocast_
 DEFAULT_WINDOW_VOX = (96, 96, 96)  # voxels; multiple of 4 for the two stride-2 levels
 DEFAULT_OVERLAP = 0.25  # fraction of the window shared with each neighbour
 DEFAULT_BATCH_SIZE = 4  # windows per forward pass
+_FINALIZE_PLANES = 8  # z-planes reduced to labels at a time (bounds the temporaries)
 
 
 @dataclass
@@ -166,10 +167,14 @@ def segment_tomogram(
         depth = z_end - slab_z0
         if depth <= 0:
             return
-        norm = torch.from_numpy(norm_1d[0][slab_z0:z_end]).to(device)[:, None, None] * norm_yx
-        best_fg, best_label = (slab[:, :depth] / norm).max(0)
-        labels[slab_z0:z_end] = (best_label + 1).to(torch.uint8).cpu().numpy()
-        confidence[slab_z0:z_end] = best_fg.clamp(0, 1).half().cpu().numpy()
+        # A few planes at a time, and normalising only the winning class (the weight is the same
+        # for every class at a voxel), so no slab-sized temporary is made.
+        for z in range(0, depth, _FINALIZE_PLANES):
+            z1 = min(z + _FINALIZE_PLANES, depth)
+            best_sum, best_label = slab[:, z:z1].max(0)
+            norm = torch.from_numpy(norm_1d[0][slab_z0 + z:slab_z0 + z1]).to(device)[:, None, None] * norm_yx
+            labels[slab_z0 + z:slab_z0 + z1] = (best_label + 1).to(torch.uint8).cpu().numpy()
+            confidence[slab_z0 + z:slab_z0 + z1] = (best_sum / norm).clamp(0, 1).half().cpu().numpy()
         keep = slab.shape[1] - depth
         for plane in range(keep):  # plane by plane: no second slab-sized buffer
             slab[:, plane] = slab[:, depth + plane]
