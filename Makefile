@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/octopi-serve demo
 
+serve: setup
+	$(VENV)/bin/octopi-serve serve
+
 test: setup
 	$(PY) -m pytest
 
