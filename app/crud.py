@@ -149,9 +149,9 @@ def _inspect_tomogram(
     uri: str, settings: Settings, *, target_voxel_size_a: float, voxel_size_a: float | None
 ) -> str:
     """Open the tomogram's metadata (with a timeout), apply the size limits, return its content identity."""
-    from octopi_core.io import open_tomogram
+    from octopi_core.io import open_tomogram, storage_options_without_redirects
 
-    storage_options = {"allow_redirects": False} if uri.lower().startswith("http") else None
+    storage_options = storage_options_without_redirects(uri)
 
     def inspect() -> tuple[str, tuple[int, ...], int]:
         with open_tomogram(

@@ -21,7 +21,7 @@ from .localize import (
     DEFAULT_MIN_VOLUME_FRACTION, DEFAULT_TARGET_RADIUS_FRACTION, DEFAULT_THRESHOLD, localize_particles,
 )
 from .model import load_checkpoint
-from .model_config import ModelConfig, default_checkpoint_dir
+from .model_config import default_checkpoint_dir
 from .particles import particle_by_name, resolve_particles
 from .picks import PicksDocument
 from .stage import Stage
@@ -88,10 +88,6 @@ class Picker:
     @property
     def version(self) -> str:
         return self.config.version
-
-    @property
-    def model_config(self) -> ModelConfig:
-        return self.config
 
     def localize_settings(self, threshold: float | None = None) -> dict[str, float]:
         """Localization settings for this model: those tuned after training, else the defaults."""

@@ -21,6 +21,7 @@ from rq.timeouts import JobTimeoutException
 
 from octopi_core.exceptions import InferenceCancelledError, OctopiError
 from octopi_core.export import PicksFormat, render_picks
+from octopi_core.io import storage_options_without_redirects
 from octopi_core.picks import PicksDocument
 from octopi_core.pipeline import PredictOptions
 from octopi_core.settings import Settings, get_settings
@@ -183,9 +184,7 @@ def _run(context: TaskContext, record: JobRecord) -> str:
 
     try:
         picker = context.models.get(record.model_version)
-        storage_options = (
-            {"allow_redirects": False} if record.tomogram_uri.lower().startswith("http") else None
-        )
+        storage_options = storage_options_without_redirects(record.tomogram_uri)
         document = picker.predict(
             record.tomogram_uri,
             PredictOptions(

@@ -7,6 +7,7 @@ volume sits at ``origin_zyx_a + i * voxel_size_zyx_a``. Every failure to read is
 :class:`~octopi_core.exceptions.TomogramError` subclass whose message names the URI.
 """
 
+from ._location import storage_options_without_redirects
 from .mrc import write_mrc
 from .normalization import normalize_volume
 from .ome_zarr import write_ome_zarr
@@ -24,4 +25,5 @@ __all__ = [
     "normalize_volume",
     "write_ome_zarr",
     "write_mrc",
+    "storage_options_without_redirects",
 ]

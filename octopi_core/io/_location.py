@@ -26,7 +26,15 @@ from octopi_core.exceptions import (
     UnsupportedUriError,
 )
 
-__all__: list[str] = []  # package-private: siblings import its _-prefixed helpers by name
+__all__ = ["storage_options_without_redirects"]  # otherwise package-private: siblings import its _ helpers
+
+
+def storage_options_without_redirects(uri: str) -> dict | None:
+    """fsspec options that stop an HTTP(S) fetch of ``uri`` from following redirects (None for other schemes).
+
+    A service that checked a URL's host against an SSRF policy must not then be redirected elsewhere.
+    """
+    return {"allow_redirects": False} if uri.lower().startswith("http") else None
 
 _HTTP_CONNECT_TIMEOUT_S = 30.0
 _HTTP_READ_TIMEOUT_S = 120.0
