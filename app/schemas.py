@@ -95,7 +95,7 @@ class JobOptionsPublic(BaseModel):
     tta: bool
     formats: list[str]
     output_uri: str | None
-    window_vox: int = Field(description="sliding-window size, voxels")
+    window_vox: tuple[int, int, int] = Field(description="sliding-window size, zyx voxels")
     overlap: float = Field(description="window overlap fraction")
 
 

@@ -5,7 +5,7 @@ OME-Zarr, then picks it in a fresh child process so that the peak RSS measured i
 pipeline's own: read, inference, localization, export. Prints a table and writes
 bench/results/pipeline-<date>.json.
 
-    python bench/bench_pipeline.py [--model CKPT] [--window 96] [--overlap 0.25] [--batch-size 4]
+    python bench/bench_pipeline.py [--model CKPT] [--window 192,128,128] [--overlap 0.125] [--batch-size 1]
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pathlib import Path
 
 from _data import SHAPE, full_size_tomogram
 
+from octopi_core.options import parse_window
+
 HERE = Path(__file__).parent
 RSS_TARGET_GB = 3.0
 
@@ -34,7 +36,8 @@ from octopi_core.pipeline import Picker, PredictOptions
 start = time.perf_counter()
 picker = Picker(args["model"], device=args["device"])
 load_s = time.perf_counter() - start
-options = PredictOptions(window_vox=args["window"], overlap=args["overlap"], batch_size=args["batch_size"])
+chosen = {"window_vox": args["window"], "overlap": args["overlap"], "batch_size": args["batch_size"]}
+options = PredictOptions(**{k: v for k, v in chosen.items() if v is not None})
 doc = picker.predict(args["uri"], options)
 mark = time.perf_counter()
 for fmt in ("json", "csv", "star", "ndjson"):
@@ -49,9 +52,9 @@ print(json.dumps({"model_load_s": load_s, **doc.timings_s, "export_s": export_s,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
-    parser.add_argument("--window", type=int, default=96)
-    parser.add_argument("--overlap", type=float, default=0.25)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--window", type=parse_window, default=None, help="N or Z,Y,X (default: the library's)")
+    parser.add_argument("--overlap", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()

@@ -10,7 +10,7 @@ Prints and writes to bench/results/speed-<date>.json:
 3. our pipeline against MONAI's ``sliding_window_inference`` at 0.5 overlap (the usual way) with
    the same model, in seconds and in CZII weighted F-beta against the generator's truth.
 
-    python bench/bench_speed.py [--model CKPT] [--window 96] [--overlap 0.25] [--skip-monai]
+    python bench/bench_speed.py [--model CKPT] [--window 192,128,128] [--overlap 0.125] [--skip-monai]
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
 from octopi_core.export import picks_document_from_voxels, read_picks  # noqa: E402
+from octopi_core.inference import auto_batch_size, window_grid  # noqa: E402
 from octopi_core.io import load_tomogram  # noqa: E402
+from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, parse_window  # noqa: E402
 from octopi_core.localize import localize_particles  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
@@ -63,25 +65,30 @@ def _runs_per_second(fn, device: torch.device, seconds: float) -> float:
         return runs / (time.perf_counter() - start)
 
 
-def network_flops_per_voxel(model: torch.nn.Module, window: int) -> float:
-    x = torch.zeros(1, 1, window, window, window)
+def network_flops_per_voxel(model: torch.nn.Module) -> float:
+    """A convolution's FLOPs grow with its output voxels, so one small window gives FLOPs per voxel."""
+    x = torch.zeros(1, 1, 32, 32, 32)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model.cpu()(x)
     return counter.get_total_flops() / x.numel()
 
 
-def network_once_over(model: torch.nn.Module, volume: np.ndarray, window: int, batch: int, device: torch.device) -> float:
-    """Seconds for the network alone to see every voxel exactly once (non-overlapping windows)."""
-    padded = [int(np.ceil(n / window) * window) for n in volume.shape]
+def network_once_over(model: torch.nn.Module, volume: np.ndarray, window_vox, batch: int | None,
+                      device: torch.device) -> float:
+    """Seconds for the network alone to see every voxel exactly once (the pipeline's window, no overlap)."""
+    window = window_grid(volume.shape, window_vox, 0.0).window
+    batch = batch or auto_batch_size(window, device)
+    padded = [int(np.ceil(n / w) * w) for n, w in zip(volume.shape, window)]
     source = np.zeros(padded, np.float32)
     source[: volume.shape[0], : volume.shape[1], : volume.shape[2]] = volume
-    tiles = [(z, y, x) for z in range(0, padded[0], window) for y in range(0, padded[1], window)
-             for x in range(0, padded[2], window)]
+    tiles = [(z, y, x) for z in range(0, padded[0], window[0]) for y in range(0, padded[1], window[1])
+             for x in range(0, padded[2], window[2])]
     model.to(device)
     start = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(tiles), batch):
-            chunk = np.stack([source[z:z + window, y:y + window, x:x + window] for z, y, x in tiles[i:i + batch]])
+            chunk = np.stack([source[z:z + window[0], y:y + window[1], x:x + window[2]]
+                              for z, y, x in tiles[i:i + batch]])
             model(torch.from_numpy(chunk)[:, None].to(device))
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -90,7 +97,7 @@ def network_once_over(model: torch.nn.Module, volume: np.ndarray, window: int, b
 
 
 def _score(picker: Picker, labels: np.ndarray, confidence: np.ndarray, truth_path: Path, voxel_zyx) -> float:
-    found = localize_particles(labels, confidence, voxel_size_zyx_a=voxel_zyx)
+    found = localize_particles(labels, confidence, voxel_size_zyx_a=voxel_zyx, **picker.localize_settings())
     truth = read_picks(truth_path)[0]
     doc = picks_document_from_voxels(
         centres_zyx_vox={n: c.centres_zyx_vox for n, c in found.items()}, scores={n: c.scores for n, c in found.items()},
@@ -100,15 +107,17 @@ def _score(picker: Picker, labels: np.ndarray, confidence: np.ndarray, truth_pat
 
 
 def monai_baseline(picker: Picker, volume: np.ndarray, truth_path: Path, voxel_zyx) -> dict:
-    """MONAI sliding_window_inference, 0.5 overlap, 96^3 windows, then argmax: the usual way."""
+    """MONAI sliding_window_inference, 0.5 overlap, 96^3 windows, Gaussian blending: the usual way."""
     from monai.inferers import sliding_window_inference
 
     start = time.perf_counter()
     with torch.inference_mode():
         logits = sliding_window_inference(torch.from_numpy(volume)[None, None], roi_size=(96, 96, 96), sw_batch_size=4,
                                           predictor=picker.model, overlap=0.5, mode="gaussian")
-        probs = torch.softmax(logits, 1)[0]
-        confidence, labels = probs.max(0)
+        # The same reduction as ours (best particle class and its probability), so only the
+        # window layout and blending differ.
+        confidence, best = torch.softmax(logits, 1)[0, 1:].max(0)
+        labels = best + 1
     seconds = time.perf_counter() - start
     score = _score(picker, labels.numpy().astype(np.uint8), confidence.numpy().astype(np.float16), truth_path, voxel_zyx)
     return {"seconds": seconds, "weighted_f_beta": score}
@@ -117,9 +126,9 @@ def monai_baseline(picker: Picker, volume: np.ndarray, truth_path: Path, voxel_z
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--window", type=int, default=96)
-    parser.add_argument("--overlap", type=float, default=0.25)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--window", type=parse_window, default=DEFAULT_WINDOW_VOX, help="N or Z,Y,X voxels")
+    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP)
+    parser.add_argument("--batch-size", type=int, default=None, help="windows per pass (default: fit the device)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-monai", action="store_true", help="skip the slow MONAI 0.5-overlap baseline")
     args = parser.parse_args()
@@ -130,7 +139,7 @@ def main() -> int:
                     "threads": torch.get_num_threads(), "device": str(device), "shape_zyx": SHAPE,
                     "model_version": picker.version, "window": args.window, "overlap": args.overlap}
 
-    flops_per_voxel = network_flops_per_voxel(picker.model, args.window)
+    flops_per_voxel = network_flops_per_voxel(picker.model)
     loaded = load_tomogram(str(tomogram))
     once_s = network_once_over(picker.model, loaded.volume, args.window, args.batch_size, device)
     network_flops = flops_per_voxel * loaded.volume.size / once_s
@@ -142,8 +151,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "picks.json"
         command = [sys.executable, "-m", "octopi_core.cli", "predict", str(tomogram), "--out", str(out), "--quiet",
-                   "--window", str(args.window), "--overlap", str(args.overlap), "--batch-size", str(args.batch_size),
-                   "--device", args.device] + (["--model", args.model] if args.model else [])
+                   "--window", ",".join(map(str, args.window)), "--overlap", str(args.overlap), "--device", args.device]
+        command += (["--model", args.model] if args.model else []) + (
+            ["--batch-size", str(args.batch_size)] if args.batch_size else [])
         start = time.perf_counter()
         subprocess.run(command, check=True)
         end_to_end_s = time.perf_counter() - start

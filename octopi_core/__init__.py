@@ -21,7 +21,7 @@ _EXPORTS = {
     "segment_tomogram": "inference", "localize_particles": "localize",
     "PicksFormat": "export", "render_picks": "export", "write_picks": "export", "read_picks": "export",
     "make_phantom": "synth", "write_phantom": "synth", "PhantomSettings": "synth",
-    "Picker": "pipeline", "PredictOptions": "pipeline", "Stage": "pipeline",
+    "Picker": "pipeline", "PredictOptions": "options", "Stage": "pipeline",
     "Registry": "registry", "train": "train", "TrainConfig": "train", "promote": "promotion",
 }
 

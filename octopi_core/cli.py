@@ -27,9 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output format (default: from --out's extension, else json)")
     predict.add_argument("--classes", nargs="+", help="class names to pick (default: all)")
     predict.add_argument("--voxel-size", type=float, help="override the tomogram's voxel size, Å")
-    predict.add_argument("--window", type=int, help="sliding-window size, voxels (multiple of 4)")
+    predict.add_argument("--window", type=_window, help="sliding-window size, voxels: N or Z,Y,X (multiples of 4)")
     predict.add_argument("--overlap", type=float, help="window overlap fraction in [0, 1)")
-    predict.add_argument("--batch-size", type=int, help="windows per forward pass")
+    predict.add_argument("--batch-size", type=int, help="windows per forward pass (default: fit the device)")
     predict.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     predict.add_argument("--device", help="cpu, cuda, cuda:N (default: GPU when visible)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
 
-    train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, tiny)")
+    train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine, cpu-refine-2, tiny)")
     train.add_argument("config")
     train.add_argument("--output-dir", help="override the config's output_dir")
 
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("checkpoint", help="checkpoint directory")
     tune.add_argument("--count", type=int, default=2, help="tomograms to tune on")
     tune.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
-    tune.add_argument("--window", type=int, default=96)
+    tune.add_argument("--window", type=_window, default=None, help="window, voxels: N or Z,Y,X (default: the inference default)")
 
     promote = commands.add_parser("promote", help="score a candidate checkpoint against the champion; promote if better")
     promote.add_argument("candidate", help="checkpoint directory")
@@ -87,7 +87,16 @@ def _registry_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-dir", default="runs/held-out", help="where held-out tomograms are generated (reused)")
     parser.add_argument("--eval-count", type=int, default=4, help="held-out tomograms")
     parser.add_argument("--eval-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
-    parser.add_argument("--eval-window", type=int, default=None, help="inference window for the evaluation, voxels")
+    parser.add_argument("--eval-window", type=_window, default=None, help="inference window for the evaluation, voxels")
+
+
+def _window(text: str) -> tuple[int, int, int]:
+    from .options import parse_window
+
+    try:
+        return parse_window(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,11 +1,13 @@
 """Batched sliding-window segmentation of a whole tomogram, memory-bounded.
 
-Windows are laid on a regular grid and processed in z order. Overlapping outputs are blended
-with separable Gaussian weights; because the grid is regular, the total weight at a voxel is
-the product of three 1-D sums and needs no accumulator. Only a z-slab as deep as one window of
-class probabilities is held at a time; once no later window touches a plane, it is reduced to
-a ``uint8`` map of the most probable particle class and a ``float16`` map of its probability,
-so the full 7-class probability volume never exists.
+Windows are laid on a regular grid. An axis shorter than the window gets one window padded to a
+multiple of 4 (so a tomogram no deeper than the default window needs one pass in z and has no
+z seams). Overlapping outputs are blended with separable Gaussian weights; because the grid is
+regular, the total weight at a voxel is the product of three 1-D sums and needs no accumulator.
+Windows run in y order and only a y-slab as deep as one window of class probabilities is held
+(6 x Z x window_y x X floats); once no later window touches a row it is reduced to a ``uint8``
+map of the most probable particle class and a ``float16`` map of its probability, so the full
+7-class probability volume never exists.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import numpy as np
 import torch
 
 from .exceptions import InferenceCancelledError, TomogramTooSmallError
+from .options import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, MIN_AXIS_VOX, window_triple
 
-__all__ = ["SegmentationResult", "segment_tomogram", "window_starts", "autocast_dtype", "DEFAULT_WINDOW_VOX",
-           "DEFAULT_OVERLAP", "DEFAULT_BATCH_SIZE"]
+__all__ = ["SegmentationResult", "segment_tomogram", "window_starts", "window_grid", "WindowGrid", "autocast_dtype",
+           "auto_batch_size"]
 
-DEFAULT_WINDOW_VOX = (96, 96, 96)  # voxels; multiple of 4 for the two stride-2 levels
-DEFAULT_OVERLAP = 0.25  # fraction of the window shared with each neighbour
-DEFAULT_BATCH_SIZE = 4  # windows per forward pass
-_FINALIZE_PLANES = 8  # z-planes reduced to labels at a time (bounds the temporaries)
+_FINALIZE_ROWS = 8  # y-rows reduced to labels at a time (bounds the temporaries)
+# Voxels per forward pass when the batch size is automatic: on a CPU about what keeps the
+# activations near 2 GB; on a GPU enough windows to fill the chip.
+_BATCH_VOXELS = {"cpu": 4_000_000, "cuda": 40_000_000}
 
 
 @dataclass
@@ -67,6 +70,55 @@ def window_starts(length_vox: int, window_vox: int, overlap: float) -> list[int]
     return [round(i * (length_vox - window_vox) / (count - 1)) for i in range(count)]
 
 
+@dataclass(frozen=True)
+class WindowGrid:
+    """Where the windows of one tomogram go.
+
+    Attributes:
+        window: window size actually used, zyx voxels (an axis shorter than the requested window
+            gets one window of the axis length rounded up to a multiple of 4).
+        padded_shape: tomogram shape after zero-padding such short axes, zyx voxels.
+        starts: window start positions along z, y and x.
+    """
+
+    window: tuple[int, int, int]
+    padded_shape: tuple[int, int, int]
+    starts: tuple[list[int], list[int], list[int]]
+
+    @property
+    def count(self) -> int:
+        return math.prod(len(s) for s in self.starts)
+
+    def passes_per_voxel(self, shape: Sequence[int]) -> float:
+        """Network evaluations per tomogram voxel (1.0 = every voxel seen once)."""
+        return self.count * math.prod(self.window) / math.prod(shape)
+
+
+def window_grid(shape: Sequence[int], window_vox: int | Sequence[int], overlap: float) -> WindowGrid:
+    """The window layout :func:`segment_tomogram` uses for a tomogram of ``shape`` (zyx voxels).
+
+    Per axis: as few windows as cover it with neighbours sharing at least ``overlap`` x the
+    requested window, then shrunk to the smallest multiple of 4 that still does, so the last
+    window does not overlap its neighbour far more than asked (an axis of 630 with 128-voxel
+    windows and 0.125 overlap gets 6 windows of 120, not 6 of 128).
+    """
+    requested = window_triple(window_vox)
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    window, padded, starts = [], [], []
+    for length, size in zip(shape, requested):
+        if size >= length:  # one window, the axis rounded up to a multiple of 4 (zero-padded)
+            fitted = -(-length // 4) * 4
+            window.append(fitted), padded.append(fitted), starts.append([0])
+            continue
+        count = len(window_starts(length, size, overlap))
+        shared = overlap * size
+        fitted = min(size, -(-math.ceil((length + (count - 1) * shared) / count) // 4) * 4)
+        window.append(fitted), padded.append(length)
+        starts.append([round(i * (length - fitted) / (count - 1)) for i in range(count)])
+    return WindowGrid(window=tuple(window), padded_shape=tuple(padded), starts=tuple(starts))  # type: ignore[arg-type]
+
+
 def _gaussian_1d(window_vox: int, sigma_fraction: float = 0.125) -> np.ndarray:
     centre = (window_vox - 1) / 2
     sigma = max(window_vox * sigma_fraction, 1.0)
@@ -93,6 +145,12 @@ def _flip_variants(tta: bool) -> list[tuple[int, ...]]:
     return [(), (3,), (4,), (3, 4)] if tta else [()]
 
 
+def auto_batch_size(window_zyx: Sequence[int], device: torch.device) -> int:
+    """Windows per forward pass that fit the device's voxel budget (at least one)."""
+    budget = _BATCH_VOXELS["cuda" if device.type == "cuda" else "cpu"]
+    return max(1, budget // math.prod(window_zyx))
+
+
 def segment_tomogram(
     model: torch.nn.Module,
     volume: np.ndarray,
@@ -100,7 +158,7 @@ def segment_tomogram(
     num_classes: int,
     window_vox: int | Sequence[int] = DEFAULT_WINDOW_VOX,
     overlap: float = DEFAULT_OVERLAP,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
     amp: bool = True,
     tta: bool = False,
@@ -113,9 +171,10 @@ def segment_tomogram(
         model: network mapping ``(B, 1, Z, Y, X)`` to ``(B, num_classes, Z, Y, X)`` logits, in eval mode.
         volume: ``(Z, Y, X)`` float32, normalised (see :func:`octopi_core.io.normalize_volume`).
         num_classes: output channels including background.
-        window_vox: window size in voxels, one value or one per axis; multiples of 4. Default 96.
-        overlap: fraction of a window shared with each neighbour, in ``[0, 1)``. Default 0.25.
-        batch_size: windows per forward pass. Default 4.
+        window_vox: window size in voxels, one value or zyx; multiples of 4. An axis shorter than
+            its window gets one window of the axis length rounded up to a multiple of 4.
+        overlap: fraction of a window shared with each neighbour, in ``[0, 1)``.
+        batch_size: windows per forward pass; None = :func:`auto_batch_size`.
         device: where the network runs; default the model's device.
         amp: use mixed precision on CUDA (bf16 where supported). Ignored on CPU.
         tta: also run y/x flips and average (4 passes per window).
@@ -126,71 +185,79 @@ def segment_tomogram(
         A :class:`SegmentationResult`.
 
     Raises:
-        TomogramTooSmallError: when the volume is smaller than one window on some axis.
+        TomogramTooSmallError: when some axis is shorter than ``MIN_AXIS_VOX`` voxels.
         InferenceCancelledError: when ``should_cancel`` returned True.
-        ValueError: for bad ``volume``/``window_vox``/``batch_size``.
+        ValueError: for bad ``volume``/``window_vox``/``batch_size``/``overlap``.
     """
     if volume.ndim != 3:
         raise ValueError(f"volume must be (Z, Y, X), got shape {volume.shape}")
-    window = tuple(int(w) for w in (window_vox if isinstance(window_vox, Sequence) else (window_vox,) * 3))
-    if len(window) != 3 or any(w <= 0 or w % 4 for w in window):
-        raise ValueError(f"window_vox must be positive multiples of 4, got {window_vox!r}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if any(n < w for n, w in zip(volume.shape, window)):
+    if min(volume.shape) < MIN_AXIS_VOX:
         raise TomogramTooSmallError(
-            f"tomogram of shape {volume.shape} (z, y, x voxels) is smaller than one inference window {window}"
+            f"tomogram of shape {volume.shape} (z, y, x voxels) is smaller than the smallest inference window "
+            f"({MIN_AXIS_VOX} voxels per axis)"
         )
+    shape = volume.shape
+    grid = window_grid(shape, window_vox, overlap)
+    window, padded, starts = grid.window, grid.padded_shape, grid.starts
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    batch_size = batch_size or auto_batch_size(window, device)
     amp_dtype = autocast_dtype(device) if amp else None
     autocast = torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
 
-    starts = [window_starts(n, w, overlap) for n, w in zip(volume.shape, window)]
     weights_1d = [_gaussian_1d(w) for w in window]
-    norm_1d = [_axis_weight_sum(n, s, w) for n, s, w in zip(volume.shape, starts, weights_1d)]
+    norm_z, norm_y, norm_x = (torch.from_numpy(_axis_weight_sum(n, s, w)).to(device)
+                              for n, s, w in zip(padded, starts, weights_1d))
     window_weight = torch.from_numpy(np.einsum("i,j,k->ijk", *weights_1d)).to(device)
-    norm_yx = torch.from_numpy(np.outer(norm_1d[1], norm_1d[2])).to(device)
+    norm_zx = norm_z[:, None] * norm_x[None, :shape[2]]
     flips = _flip_variants(tta)
 
-    shape = volume.shape
     labels = np.zeros(shape, np.uint8)
     confidence = np.zeros(shape, np.float16)
-    # Rolling slab of blended particle-class probabilities (background is the remainder).
-    slab = torch.zeros((num_classes - 1, window[0], shape[1], shape[2]), dtype=torch.float32, device=device)
-    slab_z0 = 0
-    total = len(starts[0]) * len(starts[1]) * len(starts[2]) * len(flips)
+    # Rolling y-slab of blended particle-class probabilities (background is the remainder).
+    slab = torch.zeros((num_classes - 1, padded[0], window[1], padded[2]), dtype=torch.float32, device=device)
+    slab_y0 = 0
+    total = grid.count * len(flips)
     done = 0
 
-    def finalize(z_end: int) -> None:
-        """Reduce planes [slab_z0, z_end) of the slab to labels/confidence and drop them."""
-        nonlocal slab_z0
-        depth = z_end - slab_z0
+    def finalize(y_end: int) -> None:
+        """Reduce rows [slab_y0, y_end) of the slab to labels/confidence and drop them."""
+        nonlocal slab_y0
+        depth = y_end - slab_y0
         if depth <= 0:
             return
-        # A few planes at a time, and normalising only the winning class (the weight is the same
+        # A few rows at a time, and normalising only the winning class (the weight is the same
         # for every class at a voxel), so no slab-sized temporary is made.
-        for z in range(0, depth, _FINALIZE_PLANES):
-            z1 = min(z + _FINALIZE_PLANES, depth)
-            best_sum, best_label = slab[:, z:z1].max(0)
-            norm = torch.from_numpy(norm_1d[0][slab_z0 + z:slab_z0 + z1]).to(device)[:, None, None] * norm_yx
-            labels[slab_z0 + z:slab_z0 + z1] = (best_label + 1).to(torch.uint8).cpu().numpy()
-            confidence[slab_z0 + z:slab_z0 + z1] = (best_sum / norm).clamp(0, 1).half().cpu().numpy()
-        keep = slab.shape[1] - depth
-        for plane in range(keep):  # plane by plane: no second slab-sized buffer
-            slab[:, plane] = slab[:, depth + plane]
-        slab[:, keep:] = 0
-        slab_z0 = z_end
+        for y in range(0, min(depth, shape[1] - slab_y0), _FINALIZE_ROWS):
+            y1 = min(y + _FINALIZE_ROWS, depth, shape[1] - slab_y0)
+            best_sum, best_label = slab[:, :shape[0], y:y1, :shape[2]].max(0)
+            norm = norm_zx[:shape[0], None, :] * norm_y[slab_y0 + y:slab_y0 + y1, None]
+            rows = slice(slab_y0 + y, slab_y0 + y1)
+            labels[:, rows] = (best_label + 1).to(torch.uint8).cpu().numpy()
+            confidence[:, rows] = (best_sum / norm).clamp(0, 1).half().cpu().numpy()
+        keep = slab.shape[2] - depth
+        for row in range(keep):  # row by row: no second slab-sized buffer
+            slab[:, :, row] = slab[:, :, depth + row]
+        slab[:, :, keep:] = 0
+        slab_y0 = y_end
+
+    def window_of(z0: int, y0: int, x0: int) -> np.ndarray:
+        block = volume[z0:z0 + window[0], y0:y0 + window[1], x0:x0 + window[2]]
+        if block.shape != window:
+            block = np.pad(block, [(0, w - n) for w, n in zip(window, block.shape)])
+        return block
 
     with torch.inference_mode():
-        for zi, z0 in enumerate(starts[0]):
-            finalize(z0)  # planes before this window row are complete
-            offset = z0 - slab_z0
-            tiles = [(y0, x0) for y0 in starts[1] for x0 in starts[2]]
+        for y0 in starts[1]:
+            finalize(y0)  # rows before this window row are complete
+            offset = y0 - slab_y0
+            tiles = [(z0, x0) for z0 in starts[0] for x0 in starts[2]]
             for b in range(0, len(tiles), batch_size):
                 if should_cancel is not None and should_cancel():
                     raise InferenceCancelledError("inference cancelled")
                 chunk = tiles[b:b + batch_size]
-                batch = np.stack([volume[z0:z0 + window[0], y0:y0 + window[1], x0:x0 + window[2]] for y0, x0 in chunk])
+                batch = np.stack([window_of(z0, y0, x0) for z0, x0 in chunk])
                 inputs = torch.from_numpy(batch).to(device, non_blocking=True)[:, None]
                 probs = torch.zeros((len(chunk), num_classes - 1, *window), device=device)
                 for dims in flips:
@@ -200,10 +267,10 @@ def segment_tomogram(
                     p = torch.softmax(logits.float(), dim=1)[:, 1:]
                     probs += torch.flip(p, dims) if dims else p
                 probs *= window_weight / len(flips)
-                for (y0, x0), p in zip(chunk, probs):
-                    slab[:, offset:offset + window[0], y0:y0 + window[1], x0:x0 + window[2]] += p
+                for (z0, x0), p in zip(chunk, probs):
+                    slab[:, z0:z0 + window[0], offset:offset + window[1], x0:x0 + window[2]] += p
                 done += len(chunk) * len(flips)
                 if progress is not None:
                     progress(done / total)
-        finalize(shape[0])
+        finalize(padded[1])
     return SegmentationResult(labels=labels, confidence=confidence, windows=total)

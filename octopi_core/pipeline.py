@@ -8,52 +8,25 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
 from .export import picks_document_from_voxels
-from .inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, segment_tomogram
+from .inference import segment_tomogram
 from .io import load_tomogram
 from .localize import (
     DEFAULT_MIN_VOLUME_FRACTION, DEFAULT_TARGET_RADIUS_FRACTION, DEFAULT_THRESHOLD, localize_particles,
 )
 from .model import load_checkpoint
 from .model_config import default_checkpoint_dir
+from .options import MIN_AXIS_VOX, PredictOptions
 from .particles import particle_by_name, resolve_particles
 from .picks import PicksDocument
 from .stage import Stage
 
 __all__ = ["Stage", "PredictOptions", "Picker", "run_name_from_uri", "pick_device"]
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """Per-request settings; defaults suit a 184x630x630 tomogram at 10 Å.
-
-    Attributes:
-        classes: class names to pick; None = every class the model knows.
-        voxel_size_a: override of the tomogram's voxel size (Å), when its header is wrong.
-        window_vox: sliding-window size (voxels), one value or zyx.
-        overlap: fraction shared between neighbouring windows.
-        batch_size: windows per forward pass.
-        tta: average over y/x flips (4x the work).
-        threshold: class probability at which a voxel counts as particle; None = the value tuned
-            for the model (its config's ``training.localize.threshold``), else 0.5.
-        min_score: drop picks under this confidence.
-    """
-
-    classes: Sequence[str] | None = None
-    voxel_size_a: float | None = None
-    window_vox: int | tuple[int, int, int] = DEFAULT_WINDOW_VOX
-    overlap: float = DEFAULT_OVERLAP
-    batch_size: int = DEFAULT_BATCH_SIZE
-    tta: bool = False
-    threshold: float | None = None
-    min_score: float = 0.0
-    storage_options: dict | None = field(default=None, hash=False, compare=False)
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -135,10 +108,9 @@ class Picker:
 
         if on_stage:
             on_stage(Stage.FETCHING)
-        window = options.window_vox if isinstance(options.window_vox, Sequence) else (options.window_vox,) * 3
         tomogram = load_tomogram(
             uri, target_voxel_size_a=self.config.voxel_size_a, voxel_size_a=options.voxel_size_a,
-            min_shape_zyx=tuple(window), storage_options=options.storage_options,
+            min_shape_zyx=(MIN_AXIS_VOX,) * 3, storage_options=options.storage_options,
         )
         timings["read"] = time.perf_counter() - started
 
@@ -146,7 +118,7 @@ class Picker:
             on_stage(Stage.INFERRING)
         mark = time.perf_counter()
         segmentation = segment_tomogram(
-            self.model, tomogram.volume, num_classes=self.config.out_channels, window_vox=window,
+            self.model, tomogram.volume, num_classes=self.config.out_channels, window_vox=options.window_vox,
             overlap=options.overlap, batch_size=options.batch_size, device=self.device, tta=options.tta,
             progress=progress, should_cancel=should_cancel,
         )

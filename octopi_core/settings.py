@@ -21,6 +21,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .options import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, parse_window, window_triple
+
 __all__ = ["Environment", "Settings", "get_settings", "DEFAULT_REDIS_URL"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # used by `gateway`/`worker` when REDIS_URL is unset
@@ -91,9 +93,11 @@ class Settings(BaseSettings):
             (default 120 s).
         device: ``auto`` (a GPU when visible, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         torch_threads: CPU threads per worker for torch; None keeps torch's default.
-        window_vox: sliding-window size, voxels (multiple of 4; default 96).
-        overlap: window overlap fraction in [0, 1) (default 0.25).
-        batch_size: windows per forward pass (default 4); cancellation is checked between batches.
+        window_vox: sliding-window size, voxels: ``96``, ``192,128,128`` or ``[192, 128, 128]``, multiples of 4
+            (default ``[192, 128, 128]``, see ``octopi_core.options``).
+        overlap: window overlap fraction in [0, 1) (default 0.125).
+        batch_size: windows per forward pass; unset = as many as fit the device's voxel budget.
+            Cancellation is checked between batches.
         model_cache_size: loaded models a worker keeps (default 2).
         s3_endpoint_url: S3 endpoint (env ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` too); trusted.
         readyz_requires_worker: ``/readyz`` also needs a live worker (default True). Set False where workers
@@ -130,9 +134,9 @@ class Settings(BaseSettings):
     redis_retry_s: float = Field(120.0, ge=0)
     device: str = "auto"
     torch_threads: int | None = Field(None, ge=1)
-    window_vox: int = Field(96, ge=4, multiple_of=4)
-    overlap: float = Field(0.25, ge=0.0, lt=1.0)
-    batch_size: int = Field(4, ge=1)
+    window_vox: Annotated[tuple[int, int, int], NoDecode] = DEFAULT_WINDOW_VOX
+    overlap: float = Field(DEFAULT_OVERLAP, ge=0.0, lt=1.0)
+    batch_size: int | None = Field(DEFAULT_BATCH_SIZE, ge=1)
     model_cache_size: int = Field(2, ge=1)
     s3_endpoint_url: str | None = Field(
         None,
@@ -157,6 +161,13 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"allowed_schemes must be among {sorted(_KNOWN_SCHEMES)}, got {unknown}")
         return schemes
+
+    @field_validator("window_vox", mode="before")
+    @classmethod
+    def _window_triple(cls, value: object) -> tuple[int, int, int]:
+        if isinstance(value, str):  # "96", "192,128,128" or "[192, 128, 128]" from the environment
+            return parse_window(value)
+        return window_triple(value)  # type: ignore[arg-type]
 
     @field_validator("device")
     @classmethod

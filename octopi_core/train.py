@@ -35,6 +35,7 @@ from .loss import FOCAL_TVERSKY_ALPHA, FOCAL_TVERSKY_GAMMA, focal_tversky_loss
 from .metric import Score, score_documents
 from .model import build_model, save_checkpoint
 from .model_config import ModelConfig
+from .options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX
 from .particles import PARTICLE_CLASSES
 from .synth import Phantom, PhantomSettings, make_phantom
 
@@ -42,8 +43,9 @@ __all__ = ["TrainConfig", "load_train_config", "paint_targets", "train", "PRESET
            "tune_localization", "tune_checkpoint"]
 
 log = logging.getLogger(__name__)
+WindowVox = int | tuple[int, int, int] | None
 _PRESET_DIR = Path(__file__).parent / "presets"
-PRESETS = ("card", "cpu", "tiny")
+PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "tiny")
 
 
 class TrainConfig(BaseModel):
@@ -58,6 +60,7 @@ class TrainConfig(BaseModel):
     output_dir: str = "runs/train"
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = torch's default")
     device: str = "auto"
+    init_checkpoint: str | None = Field(None, description="start from this checkpoint's weights ('default' = the shipped model)")
     # data
     train_settings: PhantomSettings = Field(default_factory=PhantomSettings)
     val_settings: PhantomSettings = Field(default_factory=PhantomSettings)
@@ -85,7 +88,8 @@ class TrainConfig(BaseModel):
     ema_decay: float = Field(0.99, ge=0, lt=1)
     # validation and stopping
     val_every_epochs: int = Field(1, ge=1)
-    val_window_vox: int = Field(96, ge=16, multiple_of=4)
+    val_window_vox: int | tuple[int, int, int] | None = Field(
+        None, description="validation/tuning window, voxels (N or [z, y, x]); None = the inference defaults")
     selection_metric: Literal["mean_f_beta", "weighted_f_beta"] = "mean_f_beta"
     patience_epochs: int = Field(20, ge=1, description="stop after this many validations without improvement")
     tune_localization: bool = Field(True, description="after training, tune the pick threshold on new tomograms")
@@ -220,12 +224,14 @@ class TrainingResult(BaseModel):
     scores: dict[str, Any]
 
 
-def _segment_all(model: torch.nn.Module, phantoms: list[Phantom], window_vox: int, device: torch.device) -> list:
+def _segment_all(model: torch.nn.Module, phantoms: list[Phantom], window_vox: WindowVox, device: torch.device) -> list:
+    # The inference defaults unless a window is given, so what is validated and tuned is what runs.
     segmentations = []
     for phantom in phantoms:
         volume = normalize_volume(phantom.volume.astype(np.float32, copy=True))
         segmentations.append(segment_tomogram(model, volume, num_classes=len(PARTICLE_CLASSES) + 1,
-                                              window_vox=window_vox, overlap=0.25, batch_size=2, device=device))
+                                              window_vox=window_vox or DEFAULT_WINDOW_VOX, overlap=DEFAULT_OVERLAP,
+                                              device=device))
     return segmentations
 
 
@@ -246,7 +252,7 @@ def _score_segmentations(segmentations: list, phantoms: list[Phantom], **localiz
 
 
 def validate_model(
-    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: int, target_radius_fraction: float,
+    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: WindowVox, target_radius_fraction: float,
     device: torch.device,
 ) -> Score:
     """Segment, localize and score ``model`` on whole generated tomograms (CZII F-beta)."""
@@ -255,7 +261,7 @@ def validate_model(
 
 
 def tune_localization(
-    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: int, target_radius_fraction: float,
+    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: WindowVox, target_radius_fraction: float,
     device: torch.device, thresholds: tuple[float, ...] = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6),
     min_volume_fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5),
 ) -> tuple[dict[str, float], Score]:
@@ -283,6 +289,17 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def _load_initial_weights(source: str, device: torch.device) -> tuple[dict[str, torch.Tensor], str]:
+    """Weights and version of the checkpoint a warm-started run begins from (its dropout is ignored)."""
+    from .model import load_checkpoint
+    from .model_config import default_checkpoint_dir
+
+    path = default_checkpoint_dir() if source == "default" else Path(source)
+    log.info("starting from the weights of %s", path)
+    model, model_config = load_checkpoint(path, device=device)
+    return model.state_dict(), model_config.version
 
 
 def _lr_factor(step: int, total_steps: int, min_fraction: float) -> float:
@@ -323,6 +340,10 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
         optimizer.load_state_dict(saved["optimizer"])
         state.update(json.loads(saved["state_json"]))
         log.info("resumed from %s at epoch %d", resume_path, state["epoch"])
+    elif config.init_checkpoint:
+        start, state["init_version"] = _load_initial_weights(config.init_checkpoint, device)
+        model.load_state_dict(start)
+        ema.load_state_dict(start)
 
     val_phantoms = [make_phantom(1_000_000 + config.seed * 1000 + i, config.val_settings) for i in range(config.val_tomograms)]
     pool_seed = config.seed * 1_000_003
@@ -376,7 +397,7 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
             current = mean_f if config.selection_metric == "mean_f_beta" else score.weighted_f_beta
             if current > state["best_score"]:
                 state.update(best_score=current, best_epoch=epoch, stale=0)
-                _save_best(ema, model_config, config, out, epoch, score)
+                _save_best(ema, model_config, config, out, epoch, score, state.get("init_version"))
             else:
                 state["stale"] += 1
         state["epoch"] = epoch + 1
@@ -405,8 +426,11 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
                           epochs_run=state["epoch"], stopped_because=stopped_because, scores=best["scores"])
 
 
-def _save_best(ema: torch.nn.Module, model_config: ModelConfig, config: TrainConfig, out: Path, epoch: int, score: Score) -> None:
+def _save_best(ema: torch.nn.Module, model_config: ModelConfig, config: TrainConfig, out: Path, epoch: int, score: Score,
+               init_version: str | None) -> None:
     recipe = config.model_dump(mode="json", exclude={"output_dir", "device", "threads"})
+    if init_version:
+        recipe["init_version"] = init_version  # the model this run started from
     saved_config = model_config.model_copy(update={
         "training": {"recipe": recipe, "epoch": epoch, "seed": config.seed,
                      "target_radius_fraction": config.target_radius_fraction},
@@ -444,7 +468,7 @@ def _plot_curves(out: Path) -> None:
 
 
 def tune_checkpoint(checkpoint_dir: str | Path, settings: PhantomSettings, *, count: int = 2, seed: int = 2_000_000,
-                    window_vox: int = 96, device: str = "auto") -> dict[str, Any]:
+                    window_vox: WindowVox = None, device: str = "auto") -> dict[str, Any]:
     """Tune a checkpoint's localization on ``count`` generated tomograms and store the result in its config.
 
     The weights are untouched, so the version stays the same; ``config.json`` gains

@@ -145,10 +145,9 @@ def _warm_up(models, settings: Settings) -> None:  # noqa: ANN001 (ModelCache, i
 
     try:
         picker = models.get(models.champion)
-        window = settings.window_vox
-        volume = np.zeros((window,) * 3, np.float32)
-        segment_tomogram(picker.model, volume, num_classes=picker.config.out_channels, window_vox=window,
-                         batch_size=1, device=picker.device)
+        volume = np.zeros(settings.window_vox, np.float32)
+        segment_tomogram(picker.model, volume, num_classes=picker.config.out_channels,
+                         window_vox=settings.window_vox, batch_size=1, device=picker.device)
     except Exception as e:  # a broken model is reported by the jobs that need it
         log.warning("warm-up skipped: %s", e)
 

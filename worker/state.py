@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from redis import Redis
 from redis.client import Pipeline
 
+from octopi_core.options import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, PredictOptions
 from octopi_core.stage import Stage as JobStage
 
 from .exceptions import NoSuchJobError
@@ -81,9 +82,15 @@ class JobOptions(BaseModel):
     tta: bool = False
     formats: list[str] = ["json"]
     output_uri: str | None = None
-    window_vox: int = 96
-    overlap: float = 0.25
-    batch_size: int = 4
+    window_vox: tuple[int, int, int] = DEFAULT_WINDOW_VOX
+    overlap: float = DEFAULT_OVERLAP
+    batch_size: int | None = DEFAULT_BATCH_SIZE
+
+    def predict_options(self, storage_options: dict | None = None) -> PredictOptions:
+        """The pipeline's options for this job."""
+        return PredictOptions(classes=self.classes, voxel_size_a=self.voxel_size_a, window_vox=self.window_vox,
+                              overlap=self.overlap, batch_size=self.batch_size, tta=self.tta,
+                              storage_options=storage_options)
 
 
 def utc_now() -> str:

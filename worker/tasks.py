@@ -23,7 +23,6 @@ from octopi_core.exceptions import InferenceCancelledError, OctopiError
 from octopi_core.export import PicksFormat, render_picks
 from octopi_core.io import storage_options_without_redirects
 from octopi_core.picks import PicksDocument
-from octopi_core.pipeline import PredictOptions
 from octopi_core.settings import Settings, get_settings
 
 from .exceptions import InternalJobError, JobTimeoutError, OutputWriteError
@@ -187,15 +186,7 @@ def _run(context: TaskContext, record: JobRecord) -> str:
         storage_options = storage_options_without_redirects(record.tomogram_uri)
         document = picker.predict(
             record.tomogram_uri,
-            PredictOptions(
-                classes=options.classes,
-                voxel_size_a=options.voxel_size_a,
-                window_vox=options.window_vox,
-                overlap=options.overlap,
-                batch_size=options.batch_size,
-                tta=options.tta,
-                storage_options=storage_options,
-            ),
+            options.predict_options(storage_options),
             on_stage=on_stage,
             progress=progress,
             should_cancel=should_cancel,

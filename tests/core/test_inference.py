@@ -108,12 +108,53 @@ def test_real_network_runs_on_cpu_and_bad_input_is_named():
     volume = np.random.default_rng(2).normal(size=(32, 40, 40)).astype(np.float32)
     result = segment_tomogram(build_model().eval(), volume, num_classes=7, window_vox=32, overlap=0.25)
     assert result.labels.shape == volume.shape and 1 <= result.labels.min() and result.labels.max() <= 6
-    with pytest.raises(TomogramTooSmallError, match="smaller than one inference window"):
-        segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=48)
+    with pytest.raises(TomogramTooSmallError, match="smaller than the smallest inference window"):
+        segment_tomogram(Pointwise(), volume[:12], num_classes=4, window_vox=16)
     with pytest.raises(ValueError, match="multiples of 4"):
         segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=30)
     with pytest.raises(ValueError, match="batch_size"):
         segment_tomogram(Pointwise(), volume, num_classes=4, window_vox=16, batch_size=0)
+
+
+@pytest.mark.parametrize("shape", [(30, 41, 37), (17, 64, 50)])
+def test_axes_shorter_than_the_window_get_one_padded_window(shape):
+    volume = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+    model = Pointwise().eval()
+    result = segment_tomogram(model, volume, num_classes=4, window_vox=(64, 32, 32), overlap=0.25)
+    labels, confidence = _reference(model, volume)
+    assert result.labels.shape == shape
+    assert (result.labels == labels).mean() > 0.999
+    np.testing.assert_allclose(result.confidence.astype(np.float32), confidence, atol=2e-3)
+    # z is covered by one window: y and x by ceil((n - 32) / 24) + 1 windows each
+    assert result.windows == (int(np.ceil((shape[1] - 32) / 24)) + 1) * (int(np.ceil((shape[2] - 32) / 24)) + 1)
+
+
+@pytest.mark.parametrize("shape,window,overlap", [
+    ((184, 630, 630), (192, 128, 128), 0.125), ((200, 512, 384), (96, 160, 100), 0.25), ((33, 70, 1000), 32, 0.0),
+])
+def test_window_grid_fits_the_fewest_windows_with_the_asked_overlap(shape, window, overlap):
+    from octopi_core.inference import window_grid
+    from octopi_core.options import window_triple
+
+    grid = window_grid(shape, window, overlap)
+    for n, asked, used, padded, starts in zip(shape, window_triple(window), grid.window, grid.padded_shape, grid.starts):
+        assert used % 4 == 0 and (used <= asked or len(starts) == 1)
+        assert starts[0] == 0 and starts[-1] + used == padded >= n
+        assert len(starts) == len(window_starts(n, asked, overlap)) if asked < n else len(starts) == 1
+        shared = [used - step for step in np.diff(starts)]
+        assert all(s >= overlap * asked - 1 for s in shared)  # rounding of starts: at most one voxel less
+        if len(starts) > 1:  # one multiple of 4 smaller would no longer give the asked overlap
+            assert len(starts) * (used - 4) - (len(starts) - 1) * overlap * asked < n
+    assert grid.passes_per_voxel(shape) >= 1.0
+
+
+def test_automatic_batch_size_follows_the_voxel_budget():
+    from octopi_core.inference import auto_batch_size
+
+    cpu = torch.device("cpu")
+    assert auto_batch_size((96, 96, 96), cpu) == 4_000_000 // 96**3
+    assert auto_batch_size((512, 512, 512), cpu) == 1
+    assert auto_batch_size((64, 64, 64), torch.device("cuda")) > auto_batch_size((64, 64, 64), cpu)
 
 
 @pytest.mark.gpu

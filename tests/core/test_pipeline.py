@@ -50,10 +50,12 @@ def test_resampled_tomogram_reports_the_original_frame(random_checkpoint, tmp_pa
             assert p.x <= 80 * 5.0 and p.y <= 96 * 5.0 and p.z <= 64 * 5.0
 
 
-def test_too_small_and_cancelled(random_checkpoint, small_tomogram):
+def test_too_small_and_cancelled(random_checkpoint, small_tomogram, tmp_path):
     picker = Picker(random_checkpoint, device="cpu")
-    with pytest.raises(TomogramTooSmallError, match="smaller than"):
-        picker.predict(str(small_tomogram[0]), PredictOptions(window_vox=48))
+    thin = tmp_path / "thin.mrc"
+    write_mrc(str(thin), np.zeros((12, 64, 64), np.float32), 10.0)
+    with pytest.raises(TomogramTooSmallError, match=r"\(12, 64, 64\).*minimum \(16, 16, 16\)"):
+        picker.predict(str(thin), PredictOptions())
     with pytest.raises(InferenceCancelledError):
         picker.predict(str(small_tomogram[0]), SMALL, should_cancel=lambda: True)
 

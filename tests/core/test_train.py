@@ -62,6 +62,20 @@ def test_short_run_lowers_the_loss_writes_a_loadable_checkpoint_and_resumes(tmp_
     assert records[-1]["step"] == 5 * config.steps_per_epoch and resumed.epochs_run == 5
 
 
+def test_warm_start_begins_from_the_given_checkpoint(tmp_path, random_checkpoint):
+    import torch
+
+    start, _ = load_checkpoint(random_checkpoint)
+    config = _tiny(tmp_path, epochs=1, steps_per_epoch=1, lr=1e-9, ema_decay=0.5, tune_localization=False,
+                   init_checkpoint=str(random_checkpoint))
+    trained, saved = load_checkpoint(train(config).best_checkpoint)
+    assert saved.training["recipe"]["init_version"] == load_checkpoint(random_checkpoint)[1].version
+    for name, value in start.state_dict().items():
+        torch.testing.assert_close(trained.state_dict()[name], value, atol=1e-6, rtol=0)
+    with pytest.raises(Exception, match="checkpoint"):
+        train(_tiny(tmp_path / "missing", init_checkpoint=str(tmp_path / "no-such-checkpoint")))
+
+
 def test_label_less_data_stops_with_a_clear_error(tmp_path):
     empty = {"particles_per_1e9_a3": (0.0, 0.0), "shape_zyx": (32, 64, 64)}
     config = _tiny(tmp_path)

@@ -1,0 +1,70 @@
+"""Per-request prediction settings and the sliding-window defaults (torch-free, so the gateway and
+the worker's bookkeeping can import them without loading the network)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+__all__ = ["PredictOptions", "DEFAULT_WINDOW_VOX", "DEFAULT_OVERLAP", "DEFAULT_BATCH_SIZE", "MIN_AXIS_VOX",
+           "window_triple", "parse_window"]
+
+# Chosen by measurement (README, "Performance"): a window as deep as a typical tomogram, so z
+# needs one pass and has no seams, and y/x tiles with a small overlap. Axes shorter than the
+# window are covered by one window padded to a multiple of 4.
+DEFAULT_WINDOW_VOX = (256, 128, 128)  # zyx voxels; multiples of 4 for the two stride-2 levels
+DEFAULT_OVERLAP = 0.0625  # fraction of the requested window shared with each neighbour
+DEFAULT_BATCH_SIZE = None  # windows per forward pass; None = as many as fit a voxel budget per device
+MIN_AXIS_VOX = 16  # thinner tomograms are refused: the smallest particle is 12 voxels across
+
+
+def window_triple(window_vox: int | Sequence[int]) -> tuple[int, int, int]:
+    """``window_vox`` as a zyx triple (one int means a cube).
+
+    Raises:
+        ValueError: unless it is one or three positive multiples of 4.
+    """
+    window = tuple(int(w) for w in (window_vox if isinstance(window_vox, Sequence) else (window_vox,) * 3))
+    if len(window) != 3 or any(w <= 0 or w % 4 for w in window):
+        raise ValueError(f"window_vox must be one or three positive multiples of 4, got {window_vox!r}")
+    return window  # type: ignore[return-value]
+
+
+def parse_window(text: str) -> tuple[int, int, int]:
+    """A window written ``96`` or ``192,128,128`` (command lines, environment) as a zyx triple.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    try:
+        parts = [int(p) for p in text.strip().strip("[]()").split(",")]
+    except ValueError:
+        raise ValueError(f"window must be N or Z,Y,X voxels, got {text!r}") from None
+    return window_triple(parts[0] if len(parts) == 1 else parts)
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Per-request settings; defaults suit a 184x630x630 tomogram at 10 Å.
+
+    Attributes:
+        classes: class names to pick; None = every class the model knows.
+        voxel_size_a: override of the tomogram's voxel size (Å), when its header is wrong.
+        window_vox: sliding-window size (voxels), one value or zyx.
+        overlap: fraction shared between neighbouring windows.
+        batch_size: windows per forward pass; None = as many as fit the device's voxel budget.
+        tta: average over y/x flips (4x the work).
+        threshold: class probability at which a voxel counts as particle; None = the value tuned
+            for the model (its config's ``training.localize.threshold``), else 0.5.
+        min_score: drop picks under this confidence.
+    """
+
+    classes: Sequence[str] | None = None
+    voxel_size_a: float | None = None
+    window_vox: int | tuple[int, int, int] = DEFAULT_WINDOW_VOX
+    overlap: float = DEFAULT_OVERLAP
+    batch_size: int | None = DEFAULT_BATCH_SIZE
+    tta: bool = False
+    threshold: float | None = None
+    min_score: float = 0.0
+    storage_options: dict | None = field(default=None, hash=False, compare=False)
