@@ -34,6 +34,20 @@ def test_environment_variables(monkeypatch):
     assert settings.s3_endpoint_url == "http://minio:9000"
 
 
+@pytest.mark.parametrize("text,window", [("96", (96, 96, 96)), ("192,128,128", (192, 128, 128)), ("[64, 32, 32]", (64, 32, 32))])
+def test_the_service_runs_the_pipeline_defaults_and_reads_windows_from_the_environment(monkeypatch, text, window):
+    from octopi_core.options import PredictOptions
+    from worker.state import JobOptions
+
+    # The worker must reach the benchmarked speed: same layout as the bare pipeline unless configured.
+    pipeline, service = PredictOptions(), JobOptions().predict_options()
+    assert Settings(redis_url="r://").window_vox == tuple(pipeline.window_vox) == tuple(service.window_vox)
+    assert Settings(redis_url="r://").overlap == pipeline.overlap == service.overlap
+    assert Settings(redis_url="r://").batch_size is pipeline.batch_size is service.batch_size is None
+    monkeypatch.setenv("OCTOPI_WINDOW_VOX", text)
+    assert Settings(redis_url="r://").window_vox == window
+
+
 def test_production_refuses_placeholder_keys_and_reads_no_local_paths():
     with pytest.raises(ValidationError, match="placeholder"):
         Settings(environment="production", api_keys="changethis", redis_url="r://")
@@ -47,6 +61,7 @@ def test_production_refuses_placeholder_keys_and_reads_no_local_paths():
         ("allowed_schemes", "gopher"),
         ("device", "tpu"),
         ("window_vox", 30),
+        ("window_vox", "96,96"),
         ("overlap", 1.0),
         ("max_tries", 0),
         ("heartbeat_s", 0),
