@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("checkpoint", help="checkpoint directory")
     tune.add_argument("--count", type=int, default=2, help="tomograms to tune on")
     tune.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
+    tune.add_argument("--config", help="tune on this training config's (or preset's) validation settings "
+                                       "(default: the generator's defaults)")
     tune.add_argument("--window", type=_window, default=None, help="window, voxels: N or Z,Y,X (default: the inference default)")
 
     promote = commands.add_parser("promote", help="score a candidate checkpoint against the champion; promote if better")
@@ -218,10 +220,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     from .synth import PhantomSettings
-    from .train import tune_checkpoint
+    from .train import load_train_config, tune_checkpoint
 
-    chosen = tune_checkpoint(args.checkpoint, PhantomSettings(shape_zyx=tuple(args.shape)), count=args.count,
-                             window_vox=args.window)
+    settings = load_train_config(args.config).val_settings if args.config else PhantomSettings()
+    settings = settings.model_copy(update={"shape_zyx": tuple(args.shape)})
+    chosen = tune_checkpoint(args.checkpoint, settings, count=args.count, window_vox=args.window)
     print(json.dumps(chosen, indent=2))
     return 0
 

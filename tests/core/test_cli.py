@@ -87,3 +87,17 @@ def test_console_script_reports_errors_without_traceback(tmp_path, random_checkp
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "missing.mrc" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tune_on_a_presets_validation_settings_records_the_choice(capsys, tmp_path, random_checkpoint):
+    import shutil
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(random_checkpoint, checkpoint)
+    code, out, err = _run(capsys, "tune", str(checkpoint), "--config", "tiny", "--count", "1", "--shape", "32", "64", "64")
+    assert code == 0, err
+    chosen = json.loads(out)
+    saved = json.loads((checkpoint / "config.json").read_text())["training"]["localize"]
+    assert saved["threshold"] == chosen["threshold"] and saved["tuned_on"]["shape_zyx"] == [32, 64, 64]
+    code, _, err = _run(capsys, "tune", str(checkpoint), "--config", "no-such-preset")
+    assert code == 2 and "no-such-preset" in err
