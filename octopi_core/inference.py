@@ -27,9 +27,12 @@ __all__ = ["SegmentationResult", "segment_tomogram", "window_starts", "window_gr
            "auto_batch_size"]
 
 _FINALIZE_ROWS = 8  # y-rows reduced to labels at a time (bounds the temporaries)
-# Voxels per forward pass when the batch size is automatic: on a CPU about what keeps the
-# activations near 2 GB; on a GPU enough windows to fill the chip.
-_BATCH_VOXELS = {"cpu": 4_000_000, "cuda": 40_000_000}
+# Voxels per forward pass when the batch size is automatic. CPU: about what keeps the
+# activations near 2 GB. GPU: half the free memory at ~600 bytes per voxel (measured peak of
+# the activations in fp32; bf16 needs less), capped where larger batches stop helping.
+_CPU_BATCH_VOXELS = 4_000_000
+_GPU_BYTES_PER_VOXEL = 600
+_GPU_MAX_BATCH_VOXELS = 64_000_000
 
 
 @dataclass
@@ -147,7 +150,10 @@ def _flip_variants(tta: bool) -> list[tuple[int, ...]]:
 
 def auto_batch_size(window_zyx: Sequence[int], device: torch.device) -> int:
     """Windows per forward pass that fit the device's voxel budget (at least one)."""
-    budget = _BATCH_VOXELS["cuda" if device.type == "cuda" else "cpu"]
+    budget = _CPU_BATCH_VOXELS
+    if device.type == "cuda":
+        free_bytes, _ = torch.cuda.mem_get_info(device)
+        budget = min(_GPU_MAX_BATCH_VOXELS, int(free_bytes * 0.5 / _GPU_BYTES_PER_VOXEL))
     return max(1, budget // math.prod(window_zyx))
 
 
@@ -172,7 +178,8 @@ def segment_tomogram(
         volume: ``(Z, Y, X)`` float32, normalised (see :func:`octopi_core.io.normalize_volume`).
         num_classes: output channels including background.
         window_vox: window size in voxels, one value or zyx; multiples of 4. An axis shorter than
-            its window gets one window of the axis length rounded up to a multiple of 4.
+            its window gets one window of the axis length rounded up to a multiple of 4; longer
+            axes get fitted tiles (see :func:`window_grid`).
         overlap: fraction of a window shared with each neighbour, in ``[0, 1)``.
         batch_size: windows per forward pass; None = :func:`auto_batch_size`.
         device: where the network runs; default the model's device.

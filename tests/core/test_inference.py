@@ -148,13 +148,20 @@ def test_window_grid_fits_the_fewest_windows_with_the_asked_overlap(shape, windo
     assert grid.passes_per_voxel(shape) >= 1.0
 
 
-def test_automatic_batch_size_follows_the_voxel_budget():
+def test_automatic_batch_size_follows_the_voxel_budget(monkeypatch):
     from octopi_core.inference import auto_batch_size
 
-    cpu = torch.device("cpu")
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert auto_batch_size((96, 96, 96), cpu) == 4_000_000 // 96**3
     assert auto_batch_size((512, 512, 512), cpu) == 1
-    assert auto_batch_size((64, 64, 64), torch.device("cuda")) > auto_batch_size((64, 64, 64), cpu)
+    window = (184, 112, 112)
+    free = {"bytes": 16 * 2**30}  # a 16 GB card: half of it at 600 bytes per voxel
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 2 * free["bytes"]))
+    assert auto_batch_size(window, gpu) == int(8 * 2**30 / 600) // (184 * 112 * 112) > auto_batch_size(window, cpu)
+    free["bytes"] = 139 * 2**30  # an H200: capped at 64 M voxels per pass
+    assert auto_batch_size(window, gpu) == 64_000_000 // (184 * 112 * 112)
+    free["bytes"] = 2**20  # nearly full: still one window
+    assert auto_batch_size(window, gpu) == 1
 
 
 @pytest.mark.gpu
