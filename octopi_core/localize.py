@@ -1,7 +1,7 @@
 """Segmentation -> particle centres (zyx, voxels), per class.
 
 A voxel belongs to a class when that class is its most probable particle class and its
-probability reaches ``threshold``. Each class's voxels are grouped into connected components.
+probability reaches the class's ``threshold``. Each class's voxels are grouped into connected components.
 Components far smaller than the blob the network was trained to paint (a sphere of ``target_radius_fraction`` x the class
 radius) are noise and dropped; components much larger are touching particles and are split by
 a watershed on their distance transform, seeded at peaks at least one painted radius apart.
@@ -12,7 +12,7 @@ confidence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 from scipy import ndimage
@@ -57,7 +57,7 @@ def localize_particles(
     target_radius_fraction: float = DEFAULT_TARGET_RADIUS_FRACTION,
     min_volume_fraction: float = DEFAULT_MIN_VOLUME_FRACTION,
     split_volume_fraction: float = 2.0,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | Mapping[str, float] = DEFAULT_THRESHOLD,
     min_score: float = 0.0,
 ) -> dict[str, ClassPicks]:
     """Find particle centres in a label map.
@@ -72,7 +72,8 @@ def localize_particles(
             dropped. Default 0.2.
         split_volume_fraction: components over this multiple of that volume are split by watershed.
             Default 2.0.
-        threshold: voxels whose class probability is lower are background. Default 0.5.
+        threshold: voxels whose class probability is lower are background: one value, or one per
+            class name (classes left out use 0.5). Default 0.5.
         min_score: picks with a lower mean confidence are dropped. Default 0 (keep all).
 
     Returns:
@@ -85,12 +86,17 @@ def localize_particles(
         raise ValueError(f"labels {labels.shape} and confidence {confidence.shape} must be the same (Z, Y, X) shape")
     if any(v <= 0 for v in voxel_size_zyx_a):
         raise ValueError(f"voxel_size_zyx_a must be positive, got {voxel_size_zyx_a}")
-    if not 0.0 <= threshold <= 1.0:
+    particles = list(particles)
+    if isinstance(threshold, Mapping):
+        thresholds = {p.label: float(threshold.get(p.name, DEFAULT_THRESHOLD)) for p in particles}
+    else:
+        thresholds = {p.label: float(threshold) for p in particles}
+    if not all(0.0 <= t <= 1.0 for t in thresholds.values()):
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     # One labelling pass over the whole volume finds the confident regions; each class is then
     # labelled only inside their boxes (a class's components lie within one region), which is
     # what keeps localization a few seconds on a full tomogram.
-    regions, _ = ndimage.label(confidence >= threshold)
+    regions, _ = ndimage.label(confidence >= min(thresholds.values(), default=1.0))
     found: dict[int, tuple[list[np.ndarray], list[float]]] = {p.label: ([], []) for p in particles}
     limits = {
         p.label: _ClassLimits.of(p, voxel_size_zyx_a, target_radius_fraction, min_volume_fraction, split_volume_fraction)
@@ -106,7 +112,8 @@ def localize_particles(
             if label not in limits:
                 continue
             centres, scores = found[label]
-            _add_class_centres(region_labels == label, confidence[box], offset, limits[label], centres, scores)
+            mask = (region_labels == label) & (confidence[box] >= thresholds[label])
+            _add_class_centres(mask, confidence[box], offset, limits[label], centres, scores)
     result = {}
     for particle in particles:
         centres, scores = found[particle.label]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -62,13 +62,18 @@ class Picker:
     def version(self) -> str:
         return self.config.version
 
-    def localize_settings(self, threshold: float | None = None) -> dict[str, float]:
-        """Localization settings for this model: those tuned after training, else the defaults."""
+    def localize_settings(self, threshold: float | None = None) -> dict[str, Any]:
+        """Localization settings for this model: those tuned after training, else the defaults.
+
+        ``threshold`` overrides the tuned per-class thresholds with one value for every class.
+        """
         tuned = self.config.training.get("localize", {})
+        if threshold is None:
+            threshold = tuned.get("thresholds") or tuned.get("threshold", DEFAULT_THRESHOLD)
         return {
             "target_radius_fraction": float(self.config.training.get("target_radius_fraction",
                                                                      DEFAULT_TARGET_RADIUS_FRACTION)),
-            "threshold": float(threshold if threshold is not None else tuned.get("threshold", DEFAULT_THRESHOLD)),
+            "threshold": threshold,
             "min_volume_fraction": float(tuned.get("min_volume_fraction", DEFAULT_MIN_VOLUME_FRACTION)),
         }
 

@@ -262,27 +262,38 @@ def validate_model(
 
 def tune_localization(
     model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: WindowVox, target_radius_fraction: float,
-    device: torch.device, thresholds: tuple[float, ...] = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6),
+    device: torch.device, thresholds: tuple[float, ...] = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
     min_volume_fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5),
-) -> tuple[dict[str, float], Score]:
-    """Choose the localization threshold and minimum blob size that maximise the weighted F-beta.
+) -> tuple[dict[str, Any], Score]:
+    """Choose each class's pick threshold and the minimum blob size that maximise the weighted F-beta.
 
-    The network runs once per tomogram; only localization is repeated over the grid.
+    A class's picks depend only on its own threshold and each class is scored on its own, so for
+    every blob size the best threshold is chosen class by class. The network runs once per
+    tomogram; only localization is repeated over the grid.
 
     Returns:
-        ``({"threshold": t, "min_volume_fraction": f}, score at those settings)``.
+        ``({"thresholds": {class: t}, "min_volume_fraction": f}, score at those settings)``.
     """
     segmentations = _segment_all(model, phantoms, window_vox, device)
-    best: tuple[float, dict[str, float], Score] | None = None
-    for threshold in thresholds:
-        for fraction in min_volume_fractions:
-            settings = {"threshold": threshold, "min_volume_fraction": fraction}
+    best: tuple[float, dict[str, Any]] | None = None
+    for fraction in min_volume_fractions:
+        per_class: dict[str, tuple[float, float]] = {}  # class -> (F-beta, threshold)
+        weights: dict[str, float] = {}
+        for threshold in thresholds:
             score = _score_segmentations(segmentations, phantoms, target_radius_fraction=target_radius_fraction,
-                                         **settings)
-            if best is None or score.weighted_f_beta > best[0]:
-                best = (score.weighted_f_beta, settings, score)
+                                         threshold=threshold, min_volume_fraction=fraction)
+            for c in score.classes:
+                weights[c.particle] = c.weight
+                if c.particle not in per_class or c.f_beta > per_class[c.particle][0]:
+                    per_class[c.particle] = (c.f_beta, threshold)
+        weighted = sum(weights[n] * f for n, (f, _) in per_class.items()) / max(sum(weights.values()), 1e-12)
+        if best is None or weighted > best[0]:
+            best = (weighted, {"thresholds": {n: t for n, (_, t) in per_class.items()}, "min_volume_fraction": fraction})
     assert best is not None  # the grids are non-empty
-    return best[1], best[2]
+    chosen = best[1]
+    score = _score_segmentations(segmentations, phantoms, target_radius_fraction=target_radius_fraction,
+                                 threshold=chosen["thresholds"], min_volume_fraction=chosen["min_volume_fraction"])
+    return chosen, score
 
 
 def _device(name: str) -> torch.device:
@@ -472,7 +483,7 @@ def tune_checkpoint(checkpoint_dir: str | Path, settings: PhantomSettings, *, co
     """Tune a checkpoint's localization on ``count`` generated tomograms and store the result in its config.
 
     The weights are untouched, so the version stays the same; ``config.json`` gains
-    ``training.localize`` (threshold, min_volume_fraction, the tuning score and data).
+    ``training.localize`` (per-class thresholds, min_volume_fraction, the tuning score and data).
     """
     from .model import load_checkpoint
     from .model_config import CONFIG_FILE

@@ -98,6 +98,6 @@ def test_tune_on_a_presets_validation_settings_records_the_choice(capsys, tmp_pa
     assert code == 0, err
     chosen = json.loads(out)
     saved = json.loads((checkpoint / "config.json").read_text())["training"]["localize"]
-    assert saved["threshold"] == chosen["threshold"] and saved["tuned_on"]["shape_zyx"] == [32, 64, 64]
+    assert saved["thresholds"] == chosen["thresholds"] and saved["tuned_on"]["shape_zyx"] == [32, 64, 64]
     code, _, err = _run(capsys, "tune", str(checkpoint), "--config", "no-such-preset")
     assert code == 2 and "no-such-preset" in err

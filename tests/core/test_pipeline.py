@@ -77,3 +77,19 @@ def test_shipped_model_really_picks_particles(tmp_path):
     doc = Picker(device="cpu").predict(str(tomogram), PredictOptions(batch_size=2))
     score = score_documents([doc], [PicksDocument.model_validate_json(truth.read_text())])
     assert score.weighted_f_beta > 0.5, score.table()  # an untrained network scores 0
+
+
+def test_localization_uses_the_models_tuned_thresholds_unless_overridden(random_checkpoint, tmp_path):
+    import json
+    import shutil
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(random_checkpoint, checkpoint)
+    assert Picker(checkpoint, device="cpu").localize_settings()["threshold"] == 0.5  # untuned: the default
+    config = json.loads((checkpoint / "config.json").read_text())
+    tuned = {"apo-ferritin": 0.3, "ribosome": 0.6}
+    config["training"]["localize"] = {"thresholds": tuned, "min_volume_fraction": 0.1}
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    picker = Picker(checkpoint, device="cpu")
+    assert picker.localize_settings() == {**picker.localize_settings(), "threshold": tuned, "min_volume_fraction": 0.1}
+    assert picker.localize_settings(0.42)["threshold"] == 0.42

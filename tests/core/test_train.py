@@ -5,7 +5,7 @@ import pytest
 
 from octopi_core.exceptions import TrainingDataError
 from octopi_core.model import load_checkpoint
-from octopi_core.particles import particle_by_name
+from octopi_core.particles import PARTICLE_CLASSES, particle_by_name
 from octopi_core.train import load_train_config, paint_targets, train
 
 
@@ -95,19 +95,23 @@ def test_tuning_picks_the_best_grid_point_and_records_it(tmp_path, random_checkp
     settings = PhantomSettings(shape_zyx=(32, 64, 64), particles_per_1e9_a3=(60.0, 80.0))
     model, _ = load_checkpoint(random_checkpoint)
     phantoms = [make_phantom(1, settings)]
-    grid = {"thresholds": (0.1, 0.5), "min_volume_fractions": (0.1, 0.5)}
+    grid = {"thresholds": (0.5, 0.9), "min_volume_fractions": (0.1, 0.5)}
     chosen, score = tune_localization(model, phantoms, window_vox=32, target_radius_fraction=0.5,
                                       device=torch.device("cpu"), **grid)
-    assert chosen["threshold"] in grid["thresholds"] and chosen["min_volume_fraction"] in grid["min_volume_fractions"]
+    assert set(chosen["thresholds"]) == {p.name for p in PARTICLE_CLASSES}
+    assert set(chosen["thresholds"].values()) <= set(grid["thresholds"])
+    assert chosen["min_volume_fraction"] in grid["min_volume_fractions"]
     segmentations = _segment_all(model, phantoms, 32, torch.device("cpu"))
-    for t in grid["thresholds"]:
-        for f in grid["min_volume_fractions"]:
+    for f in grid["min_volume_fractions"]:
+        for t in grid["thresholds"]:  # no single threshold beats the per-class choice
             other = _score_segmentations(segmentations, phantoms, target_radius_fraction=0.5, threshold=t,
                                          min_volume_fraction=f)
             assert other.weighted_f_beta <= score.weighted_f_beta + 1e-12
+            for mine, theirs in zip(score.classes, other.classes):  # nor, class by class, at the chosen size
+                assert f != chosen["min_volume_fraction"] or theirs.f_beta <= mine.f_beta + 1e-12
 
     copy = tmp_path / "ckpt"
     shutil.copytree(random_checkpoint, copy)
     recorded = tune_checkpoint(copy, settings, count=1, window_vox=32, device="cpu")
     _, config = load_checkpoint(copy)  # weights untouched: the SHA-256 check still passes
-    assert config.training["localize"]["threshold"] == recorded["threshold"]
+    assert config.training["localize"]["thresholds"] == recorded["thresholds"]
