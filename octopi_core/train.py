@@ -45,7 +45,7 @@ __all__ = ["TrainConfig", "load_train_config", "paint_targets", "train", "PRESET
 log = logging.getLogger(__name__)
 WindowVox = int | tuple[int, int, int] | None
 _PRESET_DIR = Path(__file__).parent / "presets"
-PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "cpu-anneal", "tiny")
+PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "tiny")
 
 
 class TrainConfig(BaseModel):

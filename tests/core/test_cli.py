@@ -101,3 +101,19 @@ def test_tune_on_a_presets_validation_settings_records_the_choice(capsys, tmp_pa
     assert saved["thresholds"] == chosen["thresholds"] and saved["tuned_on"]["shape_zyx"] == [32, 64, 64]
     code, _, err = _run(capsys, "tune", str(checkpoint), "--config", "no-such-preset")
     assert code == 2 and "no-such-preset" in err
+
+
+def test_fast_switches_the_window_layout_unless_the_user_sets_it(capsys, monkeypatch, random_checkpoint, small_tomogram):
+    from octopi_core import pipeline
+    from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, FAST_OVERLAP, FAST_WINDOW_VOX
+
+    seen = []
+    real_predict = pipeline.Picker.predict
+    monkeypatch.setattr(pipeline.Picker, "predict", lambda self, uri, options, **kw: seen.append(options) or
+                        real_predict(self, uri, options.__class__(window_vox=32), **kw))
+    for extra in ([], ["--fast"], ["--fast", "--overlap", "0.5"]):
+        code, _, err = _run(capsys, "predict", str(small_tomogram[0]), "--model", str(random_checkpoint), "--quiet", *extra)
+        assert code == 0, err
+    assert (seen[0].window_vox, seen[0].overlap) == (DEFAULT_WINDOW_VOX, DEFAULT_OVERLAP)
+    assert (seen[1].window_vox, seen[1].overlap) == (FAST_WINDOW_VOX, FAST_OVERLAP) != (DEFAULT_WINDOW_VOX, DEFAULT_OVERLAP)
+    assert (seen[2].window_vox, seen[2].overlap) == (FAST_WINDOW_VOX, 0.5)
