@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-from octopi_core.export import picks_document_from_voxels, read_picks  # noqa: E402
-from octopi_core.inference import segment_tomogram, window_grid  # noqa: E402
-from octopi_core.io import load_tomogram  # noqa: E402
-from octopi_core.localize import localize_particles  # noqa: E402
+from octopi_core.export import read_picks  # noqa: E402
+from octopi_core.inference import window_grid  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
+from octopi_core.options import PredictOptions, parse_window  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.synth import HELD_OUT_SETTINGS, make_phantom, write_phantom  # noqa: E402
 
@@ -40,8 +38,7 @@ LAYOUTS = ["96/0.25", "192,128,128/0.125", "192,128,128/0.25", "192,160,160/0.12
 
 def _parse_layout(text: str) -> tuple[tuple[int, int, int], float]:
     window, overlap = text.split("/")
-    sizes = tuple(int(v) for v in window.split(","))
-    return (sizes * 3 if len(sizes) == 1 else sizes), float(overlap)
+    return parse_window(window), float(overlap)
 
 
 def _held_out_tomogram() -> tuple[Path, Path]:
@@ -63,42 +60,30 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     picker = Picker(args.model, device="cpu")
-    localize = picker.localize_settings()
     inputs = [full_size_tomogram(), _held_out_tomogram()]
-    loaded = [(load_tomogram(str(t)), read_picks(truth)[0]) for t, truth in inputs]
+    truths = [read_picks(truth)[0] for _, truth in inputs]
     rows = []
     for text in args.layouts:
         window, overlap = _parse_layout(text)
-        row = {"layout": text, "window_zyx": window, "overlap": overlap, "seconds": 0.0, "windows": 0, "voxels": 0,
-               "passes_per_voxel_by_tomogram": []}
-        picks, truths = [], []
-        for tomogram, truth in loaded:
-            start = time.perf_counter()
-            seg = segment_tomogram(picker.model, tomogram.volume, num_classes=picker.config.out_channels,
-                                   window_vox=window, overlap=overlap, device=picker.device)
-            row["seconds"] += time.perf_counter() - start
-            row["windows"] += seg.windows
-            row["voxels"] += tomogram.volume.size
-            grid = window_grid(tomogram.volume.shape, window, overlap)
-            row["passes_per_voxel_by_tomogram"].append(round(grid.passes_per_voxel(tomogram.volume.shape), 3))
-            found = localize_particles(seg.labels, seg.confidence, voxel_size_zyx_a=tomogram.voxel_size_zyx_a, **localize)
-            picks.append(picks_document_from_voxels(
-                centres_zyx_vox={n: c.centres_zyx_vox for n, c in found.items()},
-                scores={n: c.scores for n, c in found.items()}, voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
-                origin_zyx_a=(0, 0, 0), tomogram_uri="", run_name=truth.run_name,
-                source_voxel_size_zyx_a=tomogram.voxel_size_zyx_a, source_shape_zyx=tomogram.volume.shape,
-                model_version=picker.version))
-            truths.append(truth)
-        score = score_documents(picks, truths)
-        row["weighted_f_beta"] = round(score.weighted_f_beta, 4)
-        row["f_beta"] = {c.particle: round(c.f_beta, 4) for c in score.classes}
-        row["microseconds_per_voxel"] = round(row["seconds"] / row["voxels"] * 1e6, 3)
+        options = PredictOptions(window_vox=window, overlap=overlap)
+        # The whole pipeline, as a user runs it; only its inference stage is timed.
+        picks = [picker.predict(str(tomogram), options) for tomogram, _ in inputs]
+        grids = [window_grid(doc.shape_zyx, window, overlap) for doc in picks]
+        seconds = sum(doc.timings_s["inference"] for doc in picks)
+        voxels = sum(math.prod(doc.shape_zyx) for doc in picks)
+        score = score_documents(picks, [t.model_copy(update={"run_name": d.run_name}) for d, t in zip(picks, truths)])
+        row = {"layout": text, "window_zyx": window, "overlap": overlap, "seconds": seconds,
+               "windows": sum(g.count for g in grids), "voxels": voxels,
+               "passes_per_voxel_by_tomogram": [round(g.passes_per_voxel(d.shape_zyx), 3) for g, d in zip(grids, picks)],
+               "weighted_f_beta": round(score.weighted_f_beta, 4),
+               "f_beta": {c.particle: round(c.f_beta, 4) for c in score.classes},
+               "microseconds_per_voxel": round(seconds / voxels * 1e6, 3)}
         rows.append(row)
         print(f"{text:>20}  passes/voxel {row['passes_per_voxel_by_tomogram']}  {row['seconds']:7.1f} s  "
               f"weighted F-beta {row['weighted_f_beta']:.4f}", flush=True)
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model_version": picker.version,
               "threads": torch.get_num_threads(), "tomograms": [str(t) for t, _ in inputs],
-              "localize": localize, "layouts": rows}
+              "localize": picker.localize_settings(), "layouts": rows}
     out = HERE / "results" / f"windows-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

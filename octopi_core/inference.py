@@ -69,7 +69,11 @@ def window_starts(length_vox: int, window_vox: int, overlap: float) -> list[int]
     if window_vox == length_vox:
         return [0]
     step = max(1, int(window_vox * (1 - overlap)))
-    count = math.ceil((length_vox - window_vox) / step) + 1
+    return _spread(length_vox, window_vox, math.ceil((length_vox - window_vox) / step) + 1)
+
+
+def _spread(length_vox: int, window_vox: int, count: int) -> list[int]:
+    """Starts of ``count`` (> 1) windows spread evenly from 0 to the end of the axis."""
     return [round(i * (length_vox - window_vox) / (count - 1)) for i in range(count)]
 
 
@@ -118,7 +122,7 @@ def window_grid(shape: Sequence[int], window_vox: int | Sequence[int], overlap: 
         shared = overlap * size
         fitted = min(size, -(-math.ceil((length + (count - 1) * shared) / count) // 4) * 4)
         window.append(fitted), padded.append(length)
-        starts.append([round(i * (length - fitted) / (count - 1)) for i in range(count)])
+        starts.append(_spread(length, fitted, count))
     return WindowGrid(window=tuple(window), padded_shape=tuple(padded), starts=tuple(starts))  # type: ignore[arg-type]
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-__all__ = ["PredictOptions", "DEFAULT_WINDOW_VOX", "DEFAULT_OVERLAP", "DEFAULT_BATCH_SIZE", "MIN_AXIS_VOX",
-           "window_triple", "parse_window"]
+__all__ = ["PredictOptions", "DEFAULT_WINDOW_VOX", "DEFAULT_OVERLAP", "FAST_WINDOW_VOX", "FAST_OVERLAP",
+           "DEFAULT_BATCH_SIZE", "MIN_AXIS_VOX", "window_triple", "parse_window"]
 
 # Chosen by measurement (README, "Performance"): the shipped model, trained on 64^3 patches,
 # loses accuracy in larger windows (instance norm sees other statistics), so the windows stay
@@ -57,8 +57,8 @@ class PredictOptions:
         overlap: fraction shared between neighbouring windows.
         batch_size: windows per forward pass; None = as many as fit the device's voxel budget.
         tta: average over y/x flips (4x the work).
-        threshold: class probability at which a voxel counts as particle; None = the value tuned
-            for the model (its config's ``training.localize.threshold``), else 0.5.
+        threshold: class probability at which a voxel counts as particle, for every class; None =
+            the per-class values tuned for the model (its config's ``training.localize``), else 0.5.
         min_score: drop picks under this confidence.
     """
 
