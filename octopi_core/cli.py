@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
 
-    train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine, cpu-refine-2, tiny)")
+    train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine*, tiny)")
     train.add_argument("config")
     train.add_argument("--output-dir", help="override the config's output_dir")
 

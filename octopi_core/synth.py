@@ -92,6 +92,8 @@ class Phantom:
         truth_xyz_a: class name -> ``(N, 3)`` float64 particle centres, xyz Å.
         seed: the seed that reproduces it.
         settings: the values drawn for this tomogram.
+        clutter_xyz_a: ``(M, 3)`` centres of the unlabelled proteins, xyz Å: not picks, but the
+            look-alikes training shows the network as hard negatives.
     """
 
     volume: np.ndarray
@@ -99,6 +101,7 @@ class Phantom:
     truth_xyz_a: dict[str, np.ndarray]
     seed: int
     settings: dict = field(default_factory=dict)
+    clutter_xyz_a: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
     def truth_document(self, run_name: str, tomogram_uri: str = "") -> PicksDocument:
         """The truth as a :class:`PicksDocument` (score 1.0)."""
@@ -306,6 +309,7 @@ def make_phantom(seed: int, settings: PhantomSettings | None = None, *, shape_zy
         truth[particle.name].append(centre)
 
     clutter = int(round(_uniform(rng, settings.clutter_per_1e9_a3) * slab_volume_1e9))
+    clutter_centres: list[np.ndarray] = []
     for _ in range(clutter):
         centres, sigmas, radius = _clutter_blobs(rng)
         centre = _place(rng, radius, extent_a, slab, placed, tries=10)
@@ -314,6 +318,7 @@ def make_phantom(seed: int, settings: PhantomSettings | None = None, *, shape_zy
         centres = Rotation.random(random_state=rng).apply(centres)
         _render_blobs(density, centre, centres, sigmas, vs, amplitude=float(rng.uniform(0.6, 1.0)))
         placed.append((centre, radius))
+        clutter_centres.append(centre)
     for _ in range(int(rng.integers(settings.gold_beads[0], settings.gold_beads[1] + 1))):
         centre = _place(rng, 60.0, extent_a, slab, placed, tries=10)
         if centre is not None:
@@ -341,7 +346,7 @@ def make_phantom(seed: int, settings: PhantomSettings | None = None, *, shape_zy
         for name, points in truth.items()
     }
     return Phantom(volume=volume, voxel_size_zyx_a=tuple(float(v) for v in vs), truth_xyz_a=truth_xyz,
-                   seed=int(seed), settings=drawn)
+                   seed=int(seed), settings=drawn, clutter_xyz_a=np.array(clutter_centres).reshape(-1, 3)[:, ::-1].copy())
 
 
 def _image(density: np.ndarray, vs: np.ndarray, drawn: dict, rng: np.random.Generator) -> np.ndarray:

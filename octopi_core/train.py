@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .exceptions import OctopiError, TrainingDataError
 from .export import picks_document_from_voxels
@@ -45,7 +45,7 @@ __all__ = ["TrainConfig", "load_train_config", "paint_targets", "train", "PRESET
 log = logging.getLogger(__name__)
 WindowVox = int | tuple[int, int, int] | None
 _PRESET_DIR = Path(__file__).parent / "presets"
-PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "tiny")
+PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "cpu-refine-3", "tiny")
 
 
 class TrainConfig(BaseModel):
@@ -69,6 +69,9 @@ class TrainConfig(BaseModel):
     val_tomograms: int = Field(2, ge=1)
     patch_vox: int = Field(112, ge=16, multiple_of=4)
     background_patch_fraction: float = Field(0.1, ge=0, le=1)
+    hard_negative_patch_fraction: float = Field(
+        0.0, ge=0, le=1, description="patches centred on unlabelled look-alike proteins (clutter), which teach the "
+                                     "network what not to pick")
     class_sampling_weights: dict[str, float] = Field(default_factory=lambda: {p.name: 1.0 for p in PARTICLE_CLASSES})
     target_radius_fraction: float = Field(DEFAULT_TARGET_RADIUS_FRACTION, gt=0, le=1)
     # augmentation
@@ -94,6 +97,12 @@ class TrainConfig(BaseModel):
     patience_epochs: int = Field(20, ge=1, description="stop after this many validations without improvement")
     tune_localization: bool = Field(True, description="after training, tune the pick threshold on new tomograms")
     max_wall_s: float = Field(0, ge=0, description="stop after this long; 0 = no limit")
+
+    @model_validator(mode="after")
+    def _patch_fractions_fit(self) -> "TrainConfig":
+        if self.background_patch_fraction + self.hard_negative_patch_fraction > 1:
+            raise ValueError("background_patch_fraction + hard_negative_patch_fraction must not exceed 1")
+        return self
 
 
 def load_train_config(source: str | Path) -> TrainConfig:
@@ -155,17 +164,19 @@ def paint_targets(
 
 
 class _Sample:
-    """One pool tomogram: normalised volume, target labels and particle centres (voxels)."""
+    """One pool tomogram: normalised volume, target labels, particle and clutter centres (voxels)."""
 
     def __init__(self, phantom: Phantom, target_radius_fraction: float) -> None:
         self.volume = normalize_volume(phantom.volume.astype(np.float32, copy=False))
         self.labels = paint_targets(self.volume.shape, phantom.truth_xyz_a, phantom.voxel_size_zyx_a, target_radius_fraction)
         vs = np.asarray(phantom.voxel_size_zyx_a)
         self.centres_vox = {name: pts[:, ::-1] / vs for name, pts in phantom.truth_xyz_a.items() if len(pts)}
+        self.clutter_vox = phantom.clutter_xyz_a[:, ::-1] / vs
 
 
 class _PatchSampler:
-    """Draws augmented training patches centred (with jitter) on particles of a chosen class."""
+    """Draws augmented training patches centred (with jitter) on particles of a chosen class, on
+    clutter proteins (hard negatives) or anywhere (background)."""
 
     def __init__(self, config: TrainConfig, rng: np.random.Generator) -> None:
         self.config, self.rng = config, rng
@@ -183,8 +194,14 @@ class _PatchSampler:
         rng, size = self.rng, self.config.patch_vox
         sample = pool[rng.integers(len(pool))]
         shape = np.array(sample.volume.shape)
-        if rng.random() < self.config.background_patch_fraction:
+        kind = rng.random()
+        clutter_holders = [s for s in pool if len(s.clutter_vox)]
+        if kind < self.config.background_patch_fraction:
             centre = rng.uniform(0, shape)
+        elif kind < self.config.background_patch_fraction + self.config.hard_negative_patch_fraction and clutter_holders:
+            sample = clutter_holders[rng.integers(len(clutter_holders))]
+            shape = np.array(sample.volume.shape)
+            centre = sample.clutter_vox[rng.integers(len(sample.clutter_vox))] + rng.uniform(-size / 8, size / 8, 3)
         else:
             name = rng.choice(self.class_names, p=self.class_p)
             holders = [s for s in pool if name in s.centres_vox] or [s for s in pool if s.centres_vox]

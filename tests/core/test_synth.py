@@ -7,6 +7,21 @@ from octopi_core.picks import PicksDocument
 from octopi_core.synth import HELD_OUT_SETTINGS, PhantomSettings, make_phantom, write_phantom
 
 SMALL = PhantomSettings(shape_zyx=(48, 96, 96), particles_per_1e9_a3=(40.0, 60.0))
+# Clean imaging: high SNR, no gradient, near-perfect transfer, so densities themselves can be compared.
+CLEAN = SMALL.model_copy(
+    update={
+        "snr": (50.0, 50.0),
+        "ice_gradient": (0.0, 0.0),
+        "bfactor_a2": (0.0, 0.0),
+        "phase_flipped_probability": 1.0,
+        "defocus_um": (0.5, 0.5),
+        "inverted_contrast_probability": 0.0,
+        "vesicles": (0, 0),
+        "gold_beads": (0, 0),
+        "tilt_max_deg": (89.0, 89.0),
+        "shape_zyx": (64, 128, 128),
+    }
+)
 
 
 def test_same_seed_same_tomogram_other_seed_differs():
@@ -33,6 +48,29 @@ def test_truth_lies_inside_the_volume_and_particles_do_not_overlap():
             assert np.linalg.norm(p - q) >= 0.9 * (r + s) - 1e-6
 
 
+def test_clutter_is_recorded_apart_from_the_truth():
+    crowded = SMALL.model_copy(update={"shape_zyx": (64, 128, 128), "particles_per_1e9_a3": (10.0, 20.0),
+                                       "clutter_per_1e9_a3": (20.0, 30.0)})
+    phantom = make_phantom(5, crowded)
+    clutter = phantom.clutter_xyz_a
+    assert clutter.ndim == 2 and clutter.shape[1] == 3 and len(clutter) >= 3
+    extent_xyz = np.array(phantom.volume.shape[::-1]) * 10.0
+    assert np.all(clutter >= 0) and np.all(clutter <= extent_xyz)
+    # Clutter is placed clear of the particles (radii >= 40 and >= 60 A), so no clutter centre is a true one.
+    truth = np.concatenate([v for v in phantom.truth_xyz_a.values() if len(v)])
+    assert np.linalg.norm(clutter[:, None] - truth[None], axis=2).min() >= 0.9 * (40 + 60) - 1e-6
+    assert make_phantom(5, SMALL.model_copy(update={"clutter_per_1e9_a3": (0.0, 0.0)})).clutter_xyz_a.shape == (0, 3)
+
+
+def test_clutter_centres_hold_protein_density():
+    clean = CLEAN.model_copy(update={"particles_per_1e9_a3": (5.0, 10.0), "clutter_per_1e9_a3": (20.0, 30.0)})
+    phantom = make_phantom(12, clean)
+    v = phantom.volume
+    v = (v - np.median(v)) / v.std()
+    at_clutter = [v[tuple(np.round(p[::-1] / 10).astype(int))] for p in phantom.clutter_xyz_a]
+    assert len(at_clutter) >= 5 and abs(np.mean(at_clutter)) > 1.0
+
+
 def _contrast(phantom, name):
     """Mean normalised grey level at the centres of one class's particles."""
     v = phantom.volume
@@ -47,22 +85,7 @@ def _contrast(phantom, name):
 
 
 def test_particles_have_their_shapes_hollow_shells_are_hollow():
-    # Clean settings: high SNR, no gradient, so the densities themselves can be compared.
-    clean = SMALL.model_copy(
-        update={
-            "snr": (50.0, 50.0),
-            "ice_gradient": (0.0, 0.0),
-            "bfactor_a2": (0.0, 0.0),
-            "phase_flipped_probability": 1.0,
-            "defocus_um": (0.5, 0.5),
-            "inverted_contrast_probability": 0.0,
-            "clutter_per_1e9_a3": (0.0, 0.0),
-            "vesicles": (0, 0),
-            "gold_beads": (0, 0),
-            "tilt_max_deg": (89.0, 89.0),
-            "shape_zyx": (64, 128, 128),
-        }
-    )
+    clean = CLEAN.model_copy(update={"clutter_per_1e9_a3": (0.0, 0.0)})
     phantom = make_phantom(11, clean)
     # A dense particle stands out from the background at its centre; a hollow capsid does not.
     ribosome = _contrast(phantom, "ribosome")

@@ -115,3 +115,42 @@ def test_tuning_picks_the_best_grid_point_and_records_it(tmp_path, random_checkp
     recorded = tune_checkpoint(copy, settings, count=1, window_vox=32, device="cpu")
     _, config = load_checkpoint(copy)  # weights untouched: the SHA-256 check still passes
     assert config.training["localize"]["thresholds"] == recorded["thresholds"]
+
+
+def _marked_pool(config):
+    """One tomogram whose only bright voxels are balls around its clutter proteins."""
+    from octopi_core.synth import Phantom
+    from octopi_core.train import _Sample
+
+    clutter_zyx_vox = np.array([[20.0, 20.0, 20.0], [44.0, 40.0, 30.0]])
+    zz, yy, xx = np.indices((64, 64, 64))
+    volume = np.zeros((64, 64, 64), np.float32)
+    for z, y, x in clutter_zyx_vox:
+        volume[(zz - z) ** 2 + (yy - y) ** 2 + (xx - x) ** 2 <= 8**2] = 1.0
+    truth = {p.name: np.zeros((0, 3)) for p in PARTICLE_CLASSES}
+    truth["ribosome"] = np.array([[500.0, 500.0, 320.0]])  # xyz A: voxel (32, 50, 50), far from the balls
+    phantom = Phantom(volume=volume, voxel_size_zyx_a=(10.0, 10.0, 10.0), truth_xyz_a=truth, seed=0,
+                      clutter_xyz_a=clutter_zyx_vox[:, ::-1] * 10.0)
+    return [_Sample(phantom, config.target_radius_fraction)]
+
+
+@pytest.mark.parametrize("hard_negative_fraction, expect_clutter_centred", [(1.0, True), (0.0, False)])
+def test_hard_negative_patches_are_centred_on_clutter(hard_negative_fraction, expect_clutter_centred):
+    from octopi_core.train import TrainConfig, _PatchSampler
+
+    config = TrainConfig(patch_vox=32, batch_size=8, background_patch_fraction=0.0, noise_std=(0.0, 0.0),
+                         hard_negative_patch_fraction=hard_negative_fraction)
+    images, targets = _PatchSampler(config, np.random.default_rng(0)).batch(_marked_pool(config))
+    centre_values = images[:, 0, 16, 16, 16].numpy()
+    assert np.all(centre_values > 1.0) == expect_clutter_centred
+    assert np.all(centre_values < 1.0) != expect_clutter_centred
+    if expect_clutter_centred:  # a hard negative teaches "nothing here": no particle at its centre
+        assert np.all(targets[:, 16, 16, 16].numpy() == 0)
+
+
+def test_patch_fractions_must_fit_in_one():
+    from octopi_core.train import TrainConfig
+
+    with pytest.raises(ValueError, match="hard_negative_patch_fraction"):
+        TrainConfig(background_patch_fraction=0.5, hard_negative_patch_fraction=0.6)
+    assert load_train_config("cpu-refine-3").hard_negative_patch_fraction > 0
