@@ -100,8 +100,7 @@ def _score(picker: Picker, labels: np.ndarray, confidence: np.ndarray, truth_pat
     found = localize_particles(labels, confidence, voxel_size_zyx_a=voxel_zyx, **picker.localize_settings())
     truth = read_picks(truth_path)[0]
     doc = picks_document_from_voxels(
-        centres_zyx_vox={n: c.centres_zyx_vox for n, c in found.items()}, scores={n: c.scores for n, c in found.items()},
-        voxel_size_zyx_a=voxel_zyx, origin_zyx_a=(0, 0, 0), tomogram_uri="", run_name=truth.run_name,
+        found, voxel_size_zyx_a=voxel_zyx, origin_zyx_a=(0, 0, 0), tomogram_uri="", run_name=truth.run_name,
         source_voxel_size_zyx_a=voxel_zyx, source_shape_zyx=labels.shape, model_version=picker.version)
     return score_documents([doc], [truth]).weighted_f_beta
 

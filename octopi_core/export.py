@@ -33,7 +33,7 @@ import json
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,9 @@ from pydantic import ValidationError
 from octopi_core.exceptions import PicksFormatError
 from octopi_core.particles import particle_by_label, particle_by_name
 from octopi_core.picks import PickPoint, PicksDocument
+
+if TYPE_CHECKING:  # the gateway renders picks without loading localization's image libraries
+    from octopi_core.localize import ClassPicks
 
 __all__ = ["PicksFormat", "COPICK_USER_ID", "COPICK_SESSION_ID", "picks_document_from_voxels", "render_picks",
            "write_picks", "read_picks"]
@@ -98,9 +101,8 @@ def _triple(value: Any, name: str, *, positive: bool) -> tuple[float, float, flo
 
 
 def picks_document_from_voxels(
+    found: Mapping[str, ClassPicks],
     *,
-    centres_zyx_vox: Mapping[str, np.ndarray],
-    scores: Mapping[str, np.ndarray],
     voxel_size_zyx_a: tuple[float, float, float],
     origin_zyx_a: tuple[float, float, float],
     tomogram_uri: str,
@@ -115,8 +117,8 @@ def picks_document_from_voxels(
     ``x_a = origin_x_a + centre_x_vox * voxel_size_x_a``, likewise y and z.
 
     Args:
-        centres_zyx_vox: ``{class name: (N, 3) float, zyx voxels}`` in the loaded (possibly resampled) volume.
-        scores: ``{class name: (N,) float in [0, 1]}``, the same classes and lengths as ``centres_zyx_vox``.
+        found: class name -> :class:`~octopi_core.localize.ClassPicks` (centres in zyx voxels of the loaded,
+            possibly resampled, volume; scores in [0, 1]), as :func:`~octopi_core.localize.localize_particles` gives.
         voxel_size_zyx_a: voxel size of that volume, Å, positive.
         origin_zyx_a: where its voxel 0 lies in the original tomogram's frame, Å.
         tomogram_uri: where the tomogram was read from.
@@ -141,22 +143,19 @@ def picks_document_from_voxels(
         raise ValueError(f"source_shape_zyx must be three positive ints or None; got {source_shape_zyx!r}")
     if not isinstance(run_name, str) or not run_name:
         raise ValueError(f"run_name must be a non-empty string; got {run_name!r}")
-    if set(centres_zyx_vox) != set(scores):
-        raise ValueError(f"scores must have the classes of centres_zyx_vox; got {sorted(scores)}, "
-                         f"expected {sorted(centres_zyx_vox)}")
     picks: dict[int, tuple[str, list[PickPoint]]] = {}
-    for name, centres in centres_zyx_vox.items():
+    for name, class_picks in found.items():
         try:
             particle = particle_by_name(name)
         except ValueError as e:
-            raise ValueError(f"centres_zyx_vox: {e}") from None
-        zyx = np.asarray(centres, dtype=np.float64)
+            raise ValueError(f"found: {e}") from None
+        zyx = np.asarray(class_picks.centres_zyx_vox, dtype=np.float64)
         zyx = zyx.reshape(0, 3) if zyx.size == 0 else zyx
         if zyx.ndim != 2 or zyx.shape[1] != 3 or not np.all(np.isfinite(zyx)):
-            raise ValueError(f"centres_zyx_vox[{name!r}] must be a finite (N, 3) zyx array; got shape {zyx.shape}")
-        score = np.asarray(scores[name], dtype=np.float64).reshape(-1)
+            raise ValueError(f"found[{name!r}].centres_zyx_vox must be a finite (N, 3) zyx array; got shape {zyx.shape}")
+        score = np.asarray(class_picks.scores, dtype=np.float64).reshape(-1)
         if len(score) != len(zyx) or not np.all((score >= 0) & (score <= 1)):
-            raise ValueError(f"scores[{name!r}] must hold {len(zyx)} values in [0, 1]; got {len(score)} values")
+            raise ValueError(f"found[{name!r}].scores must hold {len(zyx)} values in [0, 1]; got {len(score)} values")
         xyz_a = (origin_zyx + zyx * size_zyx)[:, ::-1]
         points = [PickPoint(x=x, y=y, z=z, score=s) for (x, y, z), s in zip(xyz_a.tolist(), score.tolist())]
         picks[particle.label] = (particle.name, points)

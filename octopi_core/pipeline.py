@@ -140,9 +140,7 @@ class Picker:
         timings["localize"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
         return picks_document_from_voxels(
-            centres_zyx_vox={name: c.centres_zyx_vox for name, c in found.items()},
-            scores={name: c.scores for name, c in found.items()},
-            voxel_size_zyx_a=tomogram.voxel_size_zyx_a, origin_zyx_a=tomogram.origin_zyx_a,
+            found, voxel_size_zyx_a=tomogram.voxel_size_zyx_a, origin_zyx_a=tomogram.origin_zyx_a,
             tomogram_uri=uri, run_name=run_name_from_uri(uri),
             source_voxel_size_zyx_a=tomogram.source_voxel_size_zyx_a, source_shape_zyx=tomogram.source_shape_zyx,
             model_version=self.version, timings_s={k: round(v, 4) for k, v in timings.items()},

@@ -259,9 +259,7 @@ def _score_segmentations(segmentations: list, phantoms: list[Phantom], **localiz
                                    **localize_settings)
         run = f"val-{i}"
         picks.append(picks_document_from_voxels(
-            centres_zyx_vox={n: c.centres_zyx_vox for n, c in found.items()},
-            scores={n: c.scores for n, c in found.items()},
-            voxel_size_zyx_a=phantom.voxel_size_zyx_a, origin_zyx_a=(0.0, 0.0, 0.0), tomogram_uri=run, run_name=run,
+            found, voxel_size_zyx_a=phantom.voxel_size_zyx_a, origin_zyx_a=(0.0, 0.0, 0.0), tomogram_uri=run, run_name=run,
             source_voxel_size_zyx_a=phantom.voxel_size_zyx_a, source_shape_zyx=phantom.volume.shape, model_version=None,
         ))
         truth.append(phantom.truth_document(run))
