@@ -341,12 +341,14 @@ def make_phantom(seed: int, settings: PhantomSettings | None = None, *, shape_zy
     }
     volume = _image(density, vs, drawn, rng)
     del density
-    truth_xyz = {
-        name: (np.array(points)[:, ::-1].copy() if points else np.zeros((0, 3)))
-        for name, points in truth.items()
-    }
-    return Phantom(volume=volume, voxel_size_zyx_a=tuple(float(v) for v in vs), truth_xyz_a=truth_xyz,
-                   seed=int(seed), settings=drawn, clutter_xyz_a=np.array(clutter_centres).reshape(-1, 3)[:, ::-1].copy())
+    return Phantom(volume=volume, voxel_size_zyx_a=tuple(float(v) for v in vs),
+                   truth_xyz_a={name: _xyz(points) for name, points in truth.items()},
+                   seed=int(seed), settings=drawn, clutter_xyz_a=_xyz(clutter_centres))
+
+
+def _xyz(centres_zyx: list[np.ndarray]) -> np.ndarray:
+    """``(N, 3)`` xyz from a list of zyx centres (``(0, 3)`` for none)."""
+    return np.array(centres_zyx, dtype=np.float64).reshape(-1, 3)[:, ::-1].copy()
 
 
 def _image(density: np.ndarray, vs: np.ndarray, drawn: dict, rng: np.random.Generator) -> np.ndarray:
