@@ -16,7 +16,9 @@ import copy
 import json
 import logging
 import math
+import multiprocessing
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -28,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .exceptions import OctopiError, TrainingDataError
 from .export import picks_document_from_voxels
-from .inference import segment_tomogram
+from .inference import autocast_dtype, segment_tomogram
 from .io import normalize_volume
 from .localize import DEFAULT_TARGET_RADIUS_FRACTION, localize_particles
 from .loss import FOCAL_TVERSKY_ALPHA, FOCAL_TVERSKY_GAMMA, focal_tversky_loss
@@ -45,7 +47,7 @@ __all__ = ["TrainConfig", "load_train_config", "paint_targets", "train", "PRESET
 log = logging.getLogger(__name__)
 WindowVox = int | tuple[int, int, int] | None
 _PRESET_DIR = Path(__file__).parent / "presets"
-PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "cpu-refine-3", "tiny")
+PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "cpu-refine-3", "gpu-refine", "tiny")
 
 
 class TrainConfig(BaseModel):
@@ -66,6 +68,8 @@ class TrainConfig(BaseModel):
     val_settings: PhantomSettings = Field(default_factory=PhantomSettings)
     train_pool_size: int = Field(8, ge=1, description="tomograms held in memory")
     refresh_per_epoch: int = Field(2, ge=0, description="pool tomograms replaced by new ones each epoch")
+    data_workers: int = Field(0, ge=0, description="processes making the next epoch's new tomograms while the network "
+                                                   "trains; 0 = made in the training process between epochs")
     val_tomograms: int = Field(2, ge=1)
     patch_vox: int = Field(112, ge=16, multiple_of=4)
     background_patch_fraction: float = Field(0.1, ge=0, le=1)
@@ -89,6 +93,7 @@ class TrainConfig(BaseModel):
     loss_gamma: float = Field(FOCAL_TVERSKY_GAMMA, gt=0)
     cross_entropy_weight: float = Field(0.0, ge=0, description="adds weighted cross-entropy to the Focal Tversky loss")
     ema_decay: float = Field(0.99, ge=0, lt=1)
+    amp: bool = Field(True, description="mixed precision (bf16) on CUDA; ignored on the CPU")
     # validation and stopping
     val_every_epochs: int = Field(1, ge=1)
     val_window_vox: int | tuple[int, int, int] | None = Field(
@@ -185,10 +190,21 @@ class _PatchSampler:
         if weights.sum() <= 0:
             raise ValueError("class_sampling_weights must give some class a positive weight")
         self.class_names, self.class_p = names, weights / weights.sum()
+        self._generator: torch.Generator | None = None
 
-    def batch(self, pool: list[_Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, pool: list[_Sample], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = zip(*(self._patch(pool) for _ in range(self.config.batch_size)))
-        return torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(targets)).long()
+        images = torch.from_numpy(np.stack(images)[:, None]).to(device, non_blocking=True)
+        # Gaussian noise is drawn where the network runs: on a GPU the CPU would otherwise be the bottleneck.
+        noise_std = torch.from_numpy(self.rng.uniform(*self.config.noise_std, len(targets)).astype(np.float32))
+        noise = torch.randn(images.shape, generator=self._noise_generator(device), device=device)
+        images = images + noise * noise_std.to(device).view(-1, 1, 1, 1, 1)
+        return images, torch.from_numpy(np.stack(targets)).to(device, non_blocking=True).long()
+
+    def _noise_generator(self, device: torch.device) -> torch.Generator:
+        if self._generator is None:
+            self._generator = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**63)))
+        return self._generator
 
     def _patch(self, pool: list[_Sample]) -> tuple[np.ndarray, np.ndarray]:
         rng, size = self.rng, self.config.patch_vox
@@ -220,14 +236,43 @@ class _PatchSampler:
         for axis in range(3):
             if rng.random() < 0.5:
                 image, target = np.flip(image, axis), np.flip(target, axis)
-        image = image * rng.uniform(*self.config.intensity_scale) + rng.normal(0, 0.1)
-        image = image + rng.normal(0, rng.uniform(*self.config.noise_std), image.shape)
+        image = image * np.float32(rng.uniform(*self.config.intensity_scale)) + np.float32(rng.normal(0, 0.1))
         return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(target)
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
     pad = [(0, size - n) for n in array.shape]
     return np.pad(array, pad) if any(p[1] for p in pad) else array
+
+
+def _make_sample(seed: int, settings: PhantomSettings, target_radius_fraction: float) -> _Sample:
+    return _Sample(make_phantom(seed, settings), target_radius_fraction)
+
+
+class _TomogramMaker:
+    """Makes training tomograms, in worker processes when the config asks for them.
+
+    :meth:`submit` starts making the tomograms of some seeds and returns a callable that hands
+    them over in seed order: with workers they are made while the epoch trains, otherwise when
+    they are asked for. Either way the same seeds go to the same pool slots, so a run is
+    reproducible whatever the worker count.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self._args = (config.train_settings, config.target_radius_fraction)
+        # spawn, not fork: the training process may hold CUDA state and torch threads.
+        self._executor = (ProcessPoolExecutor(config.data_workers, mp_context=multiprocessing.get_context("spawn"))
+                          if config.data_workers else None)
+
+    def submit(self, seeds: list[int]) -> Callable[[], list[_Sample]]:
+        if self._executor is None:
+            return lambda: [_make_sample(seed, *self._args) for seed in seeds]
+        futures: list[Future] = [self._executor.submit(_make_sample, seed, *self._args) for seed in seeds]
+        return lambda: [future.result() for future in futures]
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
 
 
 class TrainingResult(BaseModel):
@@ -356,7 +401,6 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
     for p in ema.parameters():
         p.requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    total_steps = config.epochs * config.steps_per_epoch
     state = {"epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1, "stale": 0, "wall_s": 0.0}
     resume_path = out / "last.pt"
     if resume_path.exists():
@@ -372,9 +416,33 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
         ema.load_state_dict(start)
 
     val_phantoms = [make_phantom(1_000_000 + config.seed * 1000 + i, config.val_settings) for i in range(config.val_tomograms)]
+    maker = _TomogramMaker(config)
+    try:
+        state, stopped_because = _train_epochs(config, model, ema, optimizer, model_config, val_phantoms, maker, state, device,
+                                               out, on_epoch)
+    finally:
+        maker.close()
+    if state["best_epoch"] < 0:
+        raise OctopiError("training finished without a validation; no checkpoint was written")
+    if config.tune_localization:
+        tune_checkpoint(out / "best", config.val_settings, count=config.val_tomograms, seed=2_000_000 + config.seed,
+                        window_vox=config.val_window_vox, device=config.device)
+    best = json.loads((out / "best" / "config.json").read_text())
+    return TrainingResult(best_checkpoint=str(out / "best"), best_score=state["best_score"], best_epoch=state["best_epoch"],
+                          epochs_run=state["epoch"], stopped_because=stopped_because, scores=best["scores"])
+
+
+def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                  model_config: ModelConfig, val_phantoms: list[Phantom], maker: _TomogramMaker, state: dict[str, Any],
+                  device: torch.device, out: Path, on_epoch: Callable[[dict], None] | None) -> tuple[dict[str, Any], str]:
+    """Train epoch by epoch from ``state`` until done, stale or out of time; return the state and why it stopped."""
+    total_steps = config.epochs * config.steps_per_epoch
+    # bf16 only: fp16 would need loss scaling, and GPUs without bf16 are rare among those that train.
+    use_bf16 = config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one patch shape throughout
     pool_seed = config.seed * 1_000_003
-    pool = [_Sample(make_phantom(pool_seed + i, config.train_settings), config.target_radius_fraction)
-            for i in range(config.train_pool_size)]
+    pool = maker.submit(list(range(pool_seed, pool_seed + config.train_pool_size)))()
     if not any(s.centres_vox for s in pool):
         raise TrainingDataError("the generated training tomograms contain no labelled particles")
     next_seed = pool_seed + config.train_pool_size + state["epoch"] * config.refresh_per_epoch
@@ -382,21 +450,23 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
     started = time.monotonic() - state["wall_s"]
     while state["epoch"] < config.epochs:
         epoch = state["epoch"]
+        # The pool's next tomograms are made while this epoch trains (with data workers).
+        renewals = maker.submit(list(range(next_seed, next_seed + config.refresh_per_epoch)))
+        next_seed += config.refresh_per_epoch
         rng = np.random.default_rng([config.seed, epoch])
         sampler = _PatchSampler(config, rng)
         model.train()
         losses = []
         for _ in range(config.steps_per_epoch):
-            images, targets = sampler.batch(pool)
-            images, targets = images.to(device), targets.to(device)
+            images, targets = sampler.batch(pool, device)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * _lr_factor(state["step"], total_steps, config.lr_min_fraction)
-            logits = model(images)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(images)
+            logits = logits.float()
             loss = focal_tversky_loss(logits, targets, alpha=config.loss_alpha, gamma=config.loss_gamma)
             if config.cross_entropy_weight:
                 loss = loss + config.cross_entropy_weight * F.cross_entropy(logits, targets)
-            if not torch.isfinite(loss):
-                raise OctopiError(f"training loss became {loss.item()} at step {state['step']}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -405,14 +475,19 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
                     e.lerp_(p, 1 - config.ema_decay)
                 for e, b in zip(ema.buffers(), model.buffers()):
                     e.copy_(b)
-            losses.append(loss.item())
+            # Kept on the device: reading each loss would make the CPU wait for every GPU step.
+            losses.append(loss.detach())
             state["step"] += 1
+        epoch_losses = torch.stack(losses).float().cpu()
+        if not torch.isfinite(epoch_losses).all():
+            first_bad = int((~torch.isfinite(epoch_losses)).nonzero()[0])
+            bad_step = state["step"] - len(losses) + first_bad
+            raise OctopiError(f"training loss became {epoch_losses[first_bad].item()} at step {bad_step}; "
+                              "lower the learning rate")
         # Renew part of the pool so the network keeps seeing new tomograms.
-        for i in range(config.refresh_per_epoch):
-            pool[(epoch * config.refresh_per_epoch + i) % len(pool)] = _Sample(
-                make_phantom(next_seed, config.train_settings), config.target_radius_fraction)
-            next_seed += 1
-        record: dict[str, Any] = {"epoch": epoch, "step": state["step"], "loss": float(np.mean(losses)),
+        for i, sample in enumerate(renewals()):
+            pool[(epoch * config.refresh_per_epoch + i) % len(pool)] = sample
+        record: dict[str, Any] = {"epoch": epoch, "step": state["step"], "loss": float(epoch_losses.mean()),
                                   "lr": optimizer.param_groups[0]["lr"], "wall_s": round(time.monotonic() - started, 1)}
         if (epoch + 1) % config.val_every_epochs == 0 or epoch + 1 == config.epochs:
             score = validate_model(ema, val_phantoms, window_vox=config.val_window_vox,
@@ -431,7 +506,7 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
         with open(out / "metrics.jsonl", "a") as stream:
             stream.write(json.dumps(record) + "\n")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                    "state_json": json.dumps(state)}, resume_path)
+                    "state_json": json.dumps(state)}, out / "last.pt")
         _plot_curves(out)
         if on_epoch is not None:
             on_epoch(record)
@@ -442,14 +517,7 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
         if config.max_wall_s and state["wall_s"] >= config.max_wall_s:
             stopped_because = f"wall-clock limit of {config.max_wall_s:.0f} s reached"
             break
-    if state["best_epoch"] < 0:
-        raise OctopiError("training finished without a validation; no checkpoint was written")
-    if config.tune_localization:
-        tune_checkpoint(out / "best", config.val_settings, count=config.val_tomograms, seed=2_000_000 + config.seed,
-                        window_vox=config.val_window_vox, device=config.device)
-    best = json.loads((out / "best" / "config.json").read_text())
-    return TrainingResult(best_checkpoint=str(out / "best"), best_score=state["best_score"], best_epoch=state["best_epoch"],
-                          epochs_run=state["epoch"], stopped_because=stopped_because, scores=best["scores"])
+    return state, stopped_because
 
 
 def _save_best(ema: torch.nn.Module, model_config: ModelConfig, config: TrainConfig, out: Path, epoch: int, score: Score,

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from octopi_core.exceptions import TrainingDataError
 from octopi_core.model import load_checkpoint
@@ -142,7 +143,7 @@ def test_hard_negative_patches_are_centred_on_clutter(hard_negative_fraction, ex
 
     config = TrainConfig(patch_vox=32, batch_size=8, background_patch_fraction=0.0, noise_std=(0.0, 0.0),
                          hard_negative_patch_fraction=hard_negative_fraction)
-    images, targets = _PatchSampler(config, np.random.default_rng(0)).batch(_marked_pool(config))
+    images, targets = _PatchSampler(config, np.random.default_rng(0)).batch(_marked_pool(config), torch.device("cpu"))
     centre_values = images[:, 0, 16, 16, 16].numpy()
     assert np.all(centre_values > 1.0) == expect_clutter_centred
     assert np.all(centre_values < 1.0) != expect_clutter_centred
@@ -156,3 +157,45 @@ def test_patch_fractions_must_fit_in_one():
     with pytest.raises(ValueError, match="hard_negative_patch_fraction"):
         TrainConfig(background_patch_fraction=0.5, hard_negative_patch_fraction=0.6)
     assert load_train_config("cpu-refine-3").hard_negative_patch_fraction > 0
+
+
+def test_worker_processes_make_the_same_tomograms_as_the_training_process(tmp_path):
+    from octopi_core.train import _TomogramMaker
+
+    config = _tiny(tmp_path)
+    in_process = _TomogramMaker(config).submit([5, 6])()
+    maker = _TomogramMaker(config.model_copy(update={"data_workers": 2}))
+    try:
+        in_workers = maker.submit([5, 6])()
+    finally:
+        maker.close()
+    for a, b in zip(in_process, in_workers, strict=True):
+        np.testing.assert_array_equal(a.volume, b.volume)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(in_process[0].volume, in_process[1].volume)
+
+
+def test_a_non_finite_loss_stops_training_with_the_step_named(tmp_path, monkeypatch):
+    import octopi_core.train as train_module
+    from octopi_core.exceptions import OctopiError
+
+    def loss_that_explodes_at_step_2(logits, targets, **_):
+        calls.append(1)
+        return logits.mean() * (float("nan") if len(calls) == 3 else 1.0)
+
+    calls: list[int] = []
+    monkeypatch.setattr(train_module, "focal_tversky_loss", loss_that_explodes_at_step_2)
+    config = _tiny(tmp_path, epochs=2, steps_per_epoch=4, refresh_per_epoch=0, train_pool_size=1, tune_localization=False)
+    with pytest.raises(OctopiError, match="loss became nan at step 2"):
+        train(config)
+    assert not (tmp_path / "run" / "last.pt").exists()  # nothing saved from the broken epoch
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_in_bf16_lowers_the_loss(tmp_path):
+    config = _tiny(tmp_path, device="cuda", epochs=3, steps_per_epoch=10, refresh_per_epoch=1, train_pool_size=2,
+                   val_every_epochs=3, tune_localization=False, data_workers=1)
+    train(config)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["loss"] < records[0]["loss"]
