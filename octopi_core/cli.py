@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
     tune.add_argument("--config", help="tune on this training config's (or preset's) validation settings "
                                        "(default: the generator's defaults)")
+    tune.add_argument("--data", choices=("validation", "training"), default="validation",
+                      help="which of the config's generator settings to tune on: its validation settings or its "
+                           "(usually broader) training settings")
     tune.add_argument("--window", type=_window, default=None, help="window, voxels: N or Z,Y,X (default: the inference default)")
 
     promote = commands.add_parser("promote", help="score a candidate checkpoint against the champion; promote if better")
@@ -227,7 +230,11 @@ def _tune(args: argparse.Namespace) -> int:
     from .synth import PhantomSettings
     from .train import load_train_config, tune_checkpoint
 
-    settings = load_train_config(args.config).val_settings if args.config else PhantomSettings()
+    if args.config:
+        config = load_train_config(args.config)
+        settings = config.train_settings if args.data == "training" else config.val_settings
+    else:
+        settings = PhantomSettings()
     settings = settings.model_copy(update={"shape_zyx": tuple(args.shape)})
     chosen = tune_checkpoint(args.checkpoint, settings, count=args.count, window_vox=args.window)
     print(json.dumps(chosen, indent=2))

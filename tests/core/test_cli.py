@@ -103,6 +103,23 @@ def test_tune_on_a_presets_validation_settings_records_the_choice(capsys, tmp_pa
     assert code == 2 and "no-such-preset" in err
 
 
+def test_tune_can_use_the_configs_training_settings(capsys, tmp_path, random_checkpoint):
+    import shutil
+
+    import yaml
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(random_checkpoint, checkpoint)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"train_settings": {"snr": [1.5, 2.0]}, "val_settings": {"snr": [0.3, 0.4]}}))
+    for data, snr in (("training", [1.5, 2.0]), ("validation", [0.3, 0.4])):
+        code, _, err = _run(capsys, "tune", str(checkpoint), "--config", str(config), "--data", data, "--count", "1",
+                            "--shape", "32", "64", "64")
+        assert code == 0, err
+        tuned_on = json.loads((checkpoint / "config.json").read_text())["training"]["localize"]["tuned_on"]
+        assert tuned_on["settings"]["snr"] == snr and tuned_on["settings"]["shape_zyx"] == [32, 64, 64]
+
+
 def test_fast_switches_the_window_layout_unless_the_user_sets_it(capsys, monkeypatch, random_checkpoint, small_tomogram):
     from octopi_core import pipeline
     from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, FAST_OVERLAP, FAST_WINDOW_VOX
