@@ -18,9 +18,11 @@ import logging
 import math
 import multiprocessing
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -70,6 +72,7 @@ class TrainConfig(BaseModel):
     refresh_per_epoch: int = Field(2, ge=0, description="pool tomograms replaced by new ones each epoch")
     data_workers: int = Field(0, ge=0, description="processes making the next epoch's new tomograms while the network "
                                                    "trains; 0 = made in the training process between epochs")
+    data_threads: int = Field(1, ge=1, description="threads cutting the next batches while the network trains")
     val_tomograms: int = Field(2, ge=1)
     patch_vox: int = Field(112, ge=16, multiple_of=4)
     background_patch_fraction: float = Field(0.1, ge=0, le=1)
@@ -179,35 +182,42 @@ class _Sample:
         self.clutter_vox = phantom.clutter_xyz_a[:, ::-1] / vs
 
 
-class _PatchSampler:
-    """Draws augmented training patches centred (with jitter) on particles of a chosen class, on
-    clutter proteins (hard negatives) or anywhere (background)."""
+@dataclass
+class _Batch:
+    """Training patches cut on the CPU: images without their Gaussian noise, targets, noise levels."""
 
-    def __init__(self, config: TrainConfig, rng: np.random.Generator) -> None:
-        self.config, self.rng = config, rng
+    images: np.ndarray  # (B, 1, P, P, P) float32
+    targets: np.ndarray  # (B, P, P, P) uint8
+    noise_std: np.ndarray  # (B,) float32
+
+    def on(self, device: torch.device, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch on ``device``, noised there: on a GPU the CPU would otherwise be the bottleneck."""
+        images = torch.from_numpy(self.images).to(device, non_blocking=True)
+        noise = torch.randn(images.shape, generator=generator, device=device)
+        images = images + noise * torch.from_numpy(self.noise_std).to(device).view(-1, 1, 1, 1, 1)
+        return images, torch.from_numpy(self.targets).to(device, non_blocking=True).long()
+
+
+class _PatchSampler:
+    """Cuts augmented training patches centred (with jitter) on particles of a chosen class, on
+    clutter proteins (hard negatives) or anywhere (background). Each batch draws from its own
+    random generator, so batches can be cut in any order, by any number of threads."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
         names = [p.name for p in PARTICLE_CLASSES]
         weights = np.array([config.class_sampling_weights.get(n, 0.0) for n in names], float)
         if weights.sum() <= 0:
             raise ValueError("class_sampling_weights must give some class a positive weight")
         self.class_names, self.class_p = names, weights / weights.sum()
-        self._generator: torch.Generator | None = None
 
-    def batch(self, pool: list[_Sample], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        images, targets = zip(*(self._patch(pool) for _ in range(self.config.batch_size)))
-        images = torch.from_numpy(np.stack(images)[:, None]).to(device, non_blocking=True)
-        # Gaussian noise is drawn where the network runs: on a GPU the CPU would otherwise be the bottleneck.
-        noise_std = torch.from_numpy(self.rng.uniform(*self.config.noise_std, len(targets)).astype(np.float32))
-        noise = torch.randn(images.shape, generator=self._noise_generator(device), device=device)
-        images = images + noise * noise_std.to(device).view(-1, 1, 1, 1, 1)
-        return images, torch.from_numpy(np.stack(targets)).to(device, non_blocking=True).long()
+    def cut(self, pool: list[_Sample], rng: np.random.Generator) -> _Batch:
+        images, targets = zip(*(self._patch(pool, rng) for _ in range(self.config.batch_size)))
+        noise_std = rng.uniform(*self.config.noise_std, len(targets)).astype(np.float32)
+        return _Batch(np.stack(images)[:, None], np.stack(targets), noise_std)
 
-    def _noise_generator(self, device: torch.device) -> torch.Generator:
-        if self._generator is None:
-            self._generator = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**63)))
-        return self._generator
-
-    def _patch(self, pool: list[_Sample]) -> tuple[np.ndarray, np.ndarray]:
-        rng, size = self.rng, self.config.patch_vox
+    def _patch(self, pool: list[_Sample], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        size = self.config.patch_vox
         sample = pool[rng.integers(len(pool))]
         shape = np.array(sample.volume.shape)
         kind = rng.random()
@@ -453,12 +463,11 @@ def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Mod
         # The pool's next tomograms are made while this epoch trains (with data workers).
         renewals = maker.submit(list(range(next_seed, next_seed + config.refresh_per_epoch)))
         next_seed += config.refresh_per_epoch
-        rng = np.random.default_rng([config.seed, epoch])
-        sampler = _PatchSampler(config, rng)
+        noise = torch.Generator(device=device).manual_seed(int(np.random.default_rng([config.seed, epoch]).integers(2**63)))
         model.train()
         losses = []
-        for _ in range(config.steps_per_epoch):
-            images, targets = sampler.batch(pool, device)
+        for batch in _cut_batches(_PatchSampler(config), pool, config, epoch):
+            images, targets = batch.on(device, noise)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * _lr_factor(state["step"], total_steps, config.lr_min_fraction)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -520,6 +529,22 @@ def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Mod
     return state, stopped_because
 
 
+def _cut_batches(sampler: _PatchSampler, pool: list[_Sample], config: TrainConfig, epoch: int) -> Iterator[_Batch]:
+    """The epoch's batches in order, cut a few steps ahead by ``config.data_threads`` threads
+    (numpy's copies release the GIL). Batch ``i`` always comes from the seed ``(seed, epoch, i)``."""
+    def cut(step: int) -> _Batch:
+        return sampler.cut(pool, np.random.default_rng([config.seed, epoch, step]))
+
+    lookahead = 2 * config.data_threads
+    with ThreadPoolExecutor(config.data_threads) as cutters:
+        ahead = deque(cutters.submit(cut, i) for i in range(min(lookahead, config.steps_per_epoch)))
+        for step in range(config.steps_per_epoch):
+            batch = ahead.popleft().result()
+            if step + lookahead < config.steps_per_epoch:
+                ahead.append(cutters.submit(cut, step + lookahead))
+            yield batch
+
+
 def _save_best(ema: torch.nn.Module, model_config: ModelConfig, config: TrainConfig, out: Path, epoch: int, score: Score,
                init_version: str | None) -> None:
     recipe = config.model_dump(mode="json", exclude={"output_dir", "device", "threads"})
@@ -577,7 +602,8 @@ def tune_checkpoint(checkpoint_dir: str | Path, settings: PhantomSettings, *, co
     chosen, score = tune_localization(model, phantoms, window_vox=window_vox, target_radius_fraction=fraction,
                                       device=_device(device))
     localize = {**chosen, "tuned_weighted_f_beta": score.weighted_f_beta,
-                "tuned_on": {"count": count, "seed": seed, "shape_zyx": list(settings.shape_zyx)}}
+                "tuned_on": {"count": count, "seed": seed, "shape_zyx": list(settings.shape_zyx),
+                             "settings": settings.model_dump(mode="json")}}
     updated = config.model_copy(update={"training": {**config.training, "localize": localize}})
     (Path(checkpoint_dir) / CONFIG_FILE).write_text(updated.model_dump_json(indent=2))
     return localize

@@ -143,7 +143,8 @@ def test_hard_negative_patches_are_centred_on_clutter(hard_negative_fraction, ex
 
     config = TrainConfig(patch_vox=32, batch_size=8, background_patch_fraction=0.0, noise_std=(0.0, 0.0),
                          hard_negative_patch_fraction=hard_negative_fraction)
-    images, targets = _PatchSampler(config, np.random.default_rng(0)).batch(_marked_pool(config), torch.device("cpu"))
+    batch = _PatchSampler(config).cut(_marked_pool(config), np.random.default_rng(0))
+    images, targets = batch.on(torch.device("cpu"), torch.Generator().manual_seed(0))
     centre_values = images[:, 0, 16, 16, 16].numpy()
     assert np.all(centre_values > 1.0) == expect_clutter_centred
     assert np.all(centre_values < 1.0) != expect_clutter_centred
@@ -199,3 +200,19 @@ def test_training_on_cuda_in_bf16_lowers_the_loss(tmp_path):
     train(config)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["loss"] < records[0]["loss"]
+
+
+def test_batches_are_the_same_whatever_the_number_of_cutting_threads():
+    from octopi_core.train import TrainConfig, _cut_batches, _PatchSampler
+
+    config = TrainConfig(patch_vox=32, batch_size=3, steps_per_epoch=7)
+    pool = _marked_pool(config)
+    one = list(_cut_batches(_PatchSampler(config), pool, config, epoch=2))
+    three = list(_cut_batches(_PatchSampler(config), pool, config.model_copy(update={"data_threads": 3}), epoch=2))
+    assert len(one) == len(three) == 7
+    for a, b in zip(one, three):
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.targets, b.targets)
+    assert not np.array_equal(one[0].images, one[1].images)
+    other_epoch = next(iter(_cut_batches(_PatchSampler(config), pool, config, epoch=3)))
+    assert not np.array_equal(one[0].images, other_epoch.images)
