@@ -29,6 +29,7 @@ from octopi_core.inference import window_grid  # noqa: E402
 from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, PredictOptions, parse_window  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.synth import PhantomSettings, make_phantom, write_phantom  # noqa: E402
+from _data import write_result  # noqa: E402
 
 
 def main() -> int:
@@ -83,9 +84,7 @@ def main() -> int:
         "model_version": picker.version,
     }
     print(json.dumps(result, indent=2))
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"gpu-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json").write_text(json.dumps(result, indent=2))
+    write_result("gpu", result)
     return 0
 
 

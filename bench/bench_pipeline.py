@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _data import SHAPE, full_size_tomogram
+from _data import SHAPE, full_size_tomogram, write_result
 
 from octopi_core.options import parse_window
 
@@ -77,11 +77,7 @@ def main() -> int:
         print(f"  {key:<14} {measured[key]:8.2f} s")
     print(f"  peak RSS       {measured['peak_rss_gb']:8.2f} GB  ({result['rss_vs_target']:.2f} x the {RSS_TARGET_GB} GB target)")
     print(f"  picks          {measured['picks']:8d}")
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    path = results / f"pipeline-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"wrote {path}")
+    write_result("pipeline", result)
     return 0
 
 

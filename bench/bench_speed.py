@@ -39,7 +39,7 @@ from octopi_core.localize import localize_particles  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 
-from _data import SHAPE, full_size_tomogram  # noqa: E402
+from _data import SHAPE, full_size_tomogram, write_result  # noqa: E402
 
 
 
@@ -167,11 +167,7 @@ def main() -> int:
         result["speedup_vs_monai"] = baseline["seconds"] / picks.timings_s["inference"]
 
     print(json.dumps(result, indent=2))
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    path = results / f"speed-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"wrote {path}")
+    write_result("speed", result)
     return 0
 
 

@@ -23,6 +23,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
 from octopi_core.train import _cut_batches, _make_sample, _PatchSampler, load_train_config  # noqa: E402
+from _data import write_result  # noqa: E402
 
 
 def main() -> int:
@@ -45,9 +46,7 @@ def main() -> int:
               "batch": f"{config.batch_size} x {config.patch_vox}^3", "ms_per_batch": ms,
               "median_ms_per_batch": median, "speedup": median[1] / median[args.threads]}
     print(json.dumps(result, indent=2))
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"train-data-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json").write_text(json.dumps(result, indent=2))
+    write_result("train-data", result)
     return 0
 
 

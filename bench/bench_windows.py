@@ -12,7 +12,6 @@ run, so the differences are the layout's alone.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from datetime import datetime, timezone
@@ -30,7 +29,7 @@ from octopi_core.options import PredictOptions, parse_window  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.synth import HELD_OUT_SETTINGS, make_phantom, write_phantom  # noqa: E402
 
-from _data import DATA_DIR, full_size_tomogram  # noqa: E402
+from _data import DATA_DIR, full_size_tomogram, write_result  # noqa: E402
 
 LAYOUTS = ["96/0.25", "192,128,128/0.125", "192,128,128/0.25", "192,160,160/0.125", "192,96,96/0.125",
            "192,128,128/0.0"]
@@ -84,9 +83,7 @@ def main() -> int:
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model_version": picker.version,
               "threads": torch.get_num_threads(), "tomograms": [str(t) for t, _ in inputs],
               "localize": picker.localize_settings(), "layouts": rows}
-    out = HERE / "results" / f"windows-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_result("windows", result)
     return 0
 
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .exceptions import OctopiError, TrainingDataError
 from .export import picks_document_from_voxels
-from .inference import autocast_dtype, segment_tomogram
+from .inference import segment_tomogram
 from .io import normalize_volume
 from .localize import DEFAULT_TARGET_RADIUS_FRACTION, localize_particles
 from .loss import FOCAL_TVERSKY_ALPHA, FOCAL_TVERSKY_GAMMA, focal_tversky_loss
