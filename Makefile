@@ -14,7 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -q -e ".[dev]"
+	# The torch spec again: without it pip's resolver, backtracking over s3fs/fsspec pins, can swap
+	# the CPU build for a multi-GB CUDA one.
+	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	touch $@
 
 demo: setup

@@ -24,7 +24,8 @@ COPY pyproject.toml README.md ./
 COPY octopi_core ./octopi_core
 COPY app ./app
 COPY worker ./worker
-RUN pip install --no-cache-dir . \
+# torch pinned again: pip's resolver could otherwise swap the build installed above for another.
+RUN pip install --no-cache-dir . "torch==${TORCH_VERSION}" \
  && find /opt/venv -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 # -- train: the venv and the entry point on a clean CUDA runtime -------------------------------------------
