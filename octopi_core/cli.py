@@ -56,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
 
-    train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine*, tiny)")
+    train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine*, "
+                                              "gpu-refine, tiny)")
     train.add_argument("config")
-    train.add_argument("--output-dir", help="override the config's output_dir")
+    _run_arguments(train)
 
     tune = commands.add_parser("tune", help="tune a checkpoint's pick threshold on generated tomograms (in place)")
     tune.add_argument("checkpoint", help="checkpoint directory")
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     retrain = commands.add_parser("retrain", help="train -> evaluate -> promote (what the retraining CronJob runs)")
     retrain.add_argument("config", help="training config file or preset")
-    retrain.add_argument("--output-dir", help="override the config's output_dir")
+    _run_arguments(retrain)
     _registry_arguments(retrain)
 
     models = commands.add_parser("models", help="list the registry's models and the champion")
@@ -96,6 +97,22 @@ def _registry_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-count", type=int, default=4, help="held-out tomograms")
     parser.add_argument("--eval-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
     parser.add_argument("--eval-window", type=_window, default=None, help="inference window for the evaluation, voxels")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", help="override the config's output_dir")
+    parser.add_argument("--seed", type=_seed, help="override the config's seed (tomograms, patches, initialisation): "
+                                                   "N, or 'new' for a random one, so that a scheduled retraining sees "
+                                                   "new data every run; the run goes to <output_dir>-seed<N> and the "
+                                                   "checkpoint records the seed")
+
+
+def _seed(text: str) -> int | str:
+    if text == "new":
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"seed must be a non-negative integer or 'new', got {text!r}")
 
 
 def _window(text: str) -> tuple[int, int, int]:
@@ -216,6 +233,11 @@ def _run_training(args: argparse.Namespace):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = load_train_config(args.config)
+    if args.seed is not None:
+        import secrets
+
+        seed = secrets.randbelow(2**31) if args.seed == "new" else args.seed
+        config = config.model_copy(update={"seed": seed, "output_dir": f"{config.output_dir}-seed{seed}"})
     if args.output_dir:
         config = config.model_copy(update={"output_dir": args.output_dir})
     return train(config)

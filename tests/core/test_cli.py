@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +135,28 @@ def test_fast_switches_the_window_layout_unless_the_user_sets_it(capsys, monkeyp
     assert (seen[0].window_vox, seen[0].overlap) == (DEFAULT_WINDOW_VOX, DEFAULT_OVERLAP)
     assert (seen[1].window_vox, seen[1].overlap) == (FAST_WINDOW_VOX, FAST_OVERLAP) != (DEFAULT_WINDOW_VOX, DEFAULT_OVERLAP)
     assert (seen[2].window_vox, seen[2].overlap) == (FAST_WINDOW_VOX, 0.5)
+
+
+def test_train_seed_override_gives_a_new_run_with_the_seed_recorded(capsys, tmp_path):
+    import yaml
+
+    from octopi_core.train import load_train_config
+
+    quick = load_train_config("tiny").model_copy(update={
+        "epochs": 1, "steps_per_epoch": 1, "tune_localization": False, "output_dir": str(tmp_path / "run")})
+    config = tmp_path / "quick.yaml"
+    config.write_text(yaml.safe_dump(quick.model_dump(mode="json")))
+    seeds = []
+    for seed in ("5", "new", "new"):
+        code, out, err = _run(capsys, "train", str(config), "--seed", seed)
+        assert code == 0, err
+        checkpoint = Path(json.loads(out)["best_checkpoint"])
+        recorded = json.loads((checkpoint / "config.json").read_text())["training"]["seed"]
+        assert checkpoint.parent.name == f"run-seed{recorded}"
+        seeds.append(recorded)
+    assert seeds[0] == 5 and len(set(seeds)) == 3 and quick.seed not in seeds[1:]
+    for bad in ("-1", "abc"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", str(config), "--seed", bad])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "seed must be a non-negative integer" in err and bad in err
