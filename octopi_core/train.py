@@ -369,7 +369,11 @@ def tune_localization(
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OctopiError(f"the training config asks for device {name!r}, but no CUDA GPU is available here; "
+                          "set device to 'auto' or 'cpu'")
+    return device
 
 
 def _load_initial_weights(source: str, device: torch.device) -> tuple[dict[str, torch.Tensor], str]:
@@ -398,12 +402,12 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
         TrainingDataError: when the generated data hold no labelled particles.
         OctopiError: when the loss becomes NaN/inf.
     """
+    device = _device(config.device)  # refused before anything is written
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(config.model_dump_json(indent=2))
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = _device(config.device)
     torch.manual_seed(config.seed)
     model_config = ModelConfig(dropout=config.dropout)
     model = build_model(model_config).to(device)

@@ -216,3 +216,12 @@ def test_batches_are_the_same_whatever_the_number_of_cutting_threads():
     assert not np.array_equal(one[0].images, one[1].images)
     other_epoch = next(iter(_cut_batches(_PatchSampler(config), pool, config, epoch=3)))
     assert not np.array_equal(one[0].images, other_epoch.images)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_config_without_a_gpu_is_refused_clearly(tmp_path):
+    from octopi_core.exceptions import OctopiError
+
+    with pytest.raises(OctopiError, match="asks for device 'cuda', but no CUDA GPU is available"):
+        train(_tiny(tmp_path, device="cuda"))
+    assert not (tmp_path / "run").exists()
