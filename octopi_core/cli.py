@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     retrain = commands.add_parser("retrain", help="train -> evaluate -> promote (what the retraining CronJob runs)")
     retrain.add_argument("config", help="training config file or preset")
     _run_arguments(retrain)
+    retrain.add_argument("--from-champion", action="store_true",
+                         help="start from the registry's champion (the shipped model while none is promoted) instead "
+                              "of the config's init_checkpoint, so that scheduled runs build on each other")
     _registry_arguments(retrain)
 
     models = commands.add_parser("models", help="list the registry's models and the champion")
@@ -225,8 +228,9 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_training(args: argparse.Namespace):
-    """Train as ``args.config`` (file or preset) says, with ``--output-dir`` overriding; return the result."""
+def _run_training(args: argparse.Namespace, *, init_checkpoint: str | None = None):
+    """Train as ``args.config`` (file or preset) says, with ``--seed``, ``--output-dir`` and
+    ``init_checkpoint`` overriding it; return the result."""
     import logging
 
     from .train import load_train_config, train
@@ -240,6 +244,8 @@ def _run_training(args: argparse.Namespace):
         config = config.model_copy(update={"seed": seed, "output_dir": f"{config.output_dir}-seed{seed}"})
     if args.output_dir:
         config = config.model_copy(update={"output_dir": args.output_dir})
+    if init_checkpoint:
+        config = config.model_copy(update={"init_checkpoint": init_checkpoint})
     return train(config)
 
 
@@ -280,7 +286,10 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    result = _run_training(args)
+    from .registry import Registry
+
+    start = str(Registry(args.registry).resolve()) if args.from_champion else None
+    result = _run_training(args, init_checkpoint=start)
     print(f"trained: best checkpoint {result.best_checkpoint} (validation {result.best_score:.4f}); evaluating")
     return _promote_checkpoint(args, result.best_checkpoint)
 

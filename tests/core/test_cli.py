@@ -160,3 +160,25 @@ def test_train_seed_override_gives_a_new_run_with_the_seed_recorded(capsys, tmp_
             main(["train", str(config), "--seed", bad])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and "seed must be a non-negative integer" in err and bad in err
+
+
+def test_retrain_from_champion_starts_from_the_registrys_champion(capsys, tmp_path, random_checkpoint):
+    import yaml
+
+    from octopi_core.model_config import read_config
+    from octopi_core.registry import Registry
+    from octopi_core.train import load_train_config
+
+    registry = Registry(tmp_path / "registry")
+    champion = registry.add(random_checkpoint)
+    registry.set_champion(champion, reason="test")
+    quick = load_train_config("tiny").model_copy(update={
+        "epochs": 1, "steps_per_epoch": 1, "tune_localization": False, "output_dir": str(tmp_path / "run")})
+    config = tmp_path / "quick.yaml"
+    config.write_text(yaml.safe_dump(quick.model_dump(mode="json")))
+    code, out, err = _run(capsys, "retrain", str(config), "--from-champion", "--registry", str(tmp_path / "registry"),
+                          "--eval-dir", str(tmp_path / "held-out"), "--eval-count", "1", "--eval-shape", "32", "64", "64",
+                          "--eval-window", "32")
+    assert code == 0, err
+    recipe = read_config(tmp_path / "run" / "best").training["recipe"]
+    assert recipe["init_version"] == champion and recipe["init_checkpoint"] == str(registry.resolve(champion))
