@@ -104,6 +104,10 @@ class TrainConfig(BaseModel):
     selection_metric: Literal["mean_f_beta", "weighted_f_beta"] = "mean_f_beta"
     patience_epochs: int = Field(20, ge=1, description="stop after this many validations without improvement")
     tune_localization: bool = Field(True, description="after training, tune the pick threshold on new tomograms")
+    tune_data: Literal["validation", "training"] = Field(
+        "validation", description="generator settings of the tuning tomograms: val_settings or the (usually broader) "
+                                  "train_settings, which keeps clean data from being over-picked")
+    tune_tomograms: int | None = Field(None, ge=1, description="tuning tomograms; None = val_tomograms")
     max_wall_s: float = Field(0, ge=0, description="stop after this long; 0 = no limit")
 
     @model_validator(mode="after")
@@ -439,8 +443,9 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
     if state["best_epoch"] < 0:
         raise OctopiError("training finished without a validation; no checkpoint was written")
     if config.tune_localization:
-        tune_checkpoint(out / "best", config.val_settings, count=config.val_tomograms, seed=2_000_000 + config.seed,
-                        window_vox=config.val_window_vox, device=config.device)
+        settings = config.train_settings if config.tune_data == "training" else config.val_settings
+        tune_checkpoint(out / "best", settings, count=config.tune_tomograms or config.val_tomograms,
+                        seed=2_000_000 + config.seed, window_vox=config.val_window_vox, device=config.device)
     best = json.loads((out / "best" / "config.json").read_text())
     return TrainingResult(best_checkpoint=str(out / "best"), best_score=state["best_score"], best_epoch=state["best_epoch"],
                           epochs_run=state["epoch"], stopped_because=stopped_because, scores=best["scores"])

@@ -225,3 +225,16 @@ def test_a_cuda_config_without_a_gpu_is_refused_clearly(tmp_path):
     with pytest.raises(OctopiError, match="asks for device 'cuda', but no CUDA GPU is available"):
         train(_tiny(tmp_path, device="cuda"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("tune_data", ["training", "validation"])
+def test_training_tunes_on_the_configured_tomograms(tmp_path, monkeypatch, tune_data):
+    import octopi_core.train as train_module
+
+    asked = []
+    monkeypatch.setattr(train_module, "tune_checkpoint", lambda path, settings, **kw: asked.append((settings, kw["count"])))
+    config = _tiny(tmp_path, epochs=1, steps_per_epoch=1, tune_data=tune_data, tune_tomograms=3)
+    config = config.model_copy(update={"train_settings": config.train_settings.model_copy(update={"snr": (1.5, 2.0)})})
+    train(config)
+    expected = config.train_settings if tune_data == "training" else config.val_settings
+    assert asked == [(expected, 3)] and config.train_settings != config.val_settings
