@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-from octopi_core.train import _cut_batches, _make_sample, _PatchSampler, load_train_config  # noqa: E402
+from octopi_core.train import _cut_batches, _make_sample, load_train_config  # noqa: E402
 from _data import write_result  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main() -> int:
         for threads in ms:  # interleaved, so drifts in machine load hit both alike
             run = config.model_copy(update={"data_threads": threads})
             start = time.perf_counter()
-            batches = sum(1 for _ in _cut_batches(_PatchSampler(run), pool, run, epoch=repeat))
+            batches = sum(1 for _ in _cut_batches(pool, run, epoch=repeat))
             ms[threads].append((time.perf_counter() - start) / batches * 1000)
     median = {threads: statistics.median(values) for threads, values in ms.items()}
     result = {"benchmark": "train-data", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

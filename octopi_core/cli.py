@@ -260,7 +260,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     if args.config:
         config = load_train_config(args.config)
-        settings = config.train_settings if args.data == "training" else config.val_settings
+        settings = config.generator_settings(args.data)
     else:
         settings = PhantomSettings()
     settings = settings.model_copy(update={"shape_zyx": tuple(args.shape)})

@@ -49,6 +49,7 @@ __all__ = ["TrainConfig", "load_train_config", "paint_targets", "train", "PRESET
 log = logging.getLogger(__name__)
 WindowVox = int | tuple[int, int, int] | None
 _PRESET_DIR = Path(__file__).parent / "presets"
+_RESUME_FILE = "last.pt"  # in the run's output_dir: weights, optimizer and loop state
 PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "cpu-refine-3", "gpu-refine", "tiny")
 
 
@@ -109,6 +110,10 @@ class TrainConfig(BaseModel):
                                   "train_settings, which keeps clean data from being over-picked")
     tune_tomograms: int | None = Field(None, ge=1, description="tuning tomograms; None = val_tomograms")
     max_wall_s: float = Field(0, ge=0, description="stop after this long; 0 = no limit")
+
+    def generator_settings(self, data: Literal["validation", "training"]) -> PhantomSettings:
+        """The validation or the training settings of the phantom generator."""
+        return self.train_settings if data == "training" else self.val_settings
 
     @model_validator(mode="after")
     def _patch_fractions_fit(self) -> "TrainConfig":
@@ -420,7 +425,7 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
         p.requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state = {"epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1, "stale": 0, "wall_s": 0.0}
-    resume_path = out / "last.pt"
+    resume_path = out / _RESUME_FILE
     if resume_path.exists():
         saved = torch.load(resume_path, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
@@ -443,8 +448,7 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
     if state["best_epoch"] < 0:
         raise OctopiError("training finished without a validation; no checkpoint was written")
     if config.tune_localization:
-        settings = config.train_settings if config.tune_data == "training" else config.val_settings
-        tune_checkpoint(out / "best", settings, count=config.tune_tomograms or config.val_tomograms,
+        tune_checkpoint(out / "best", config.generator_settings(config.tune_data), count=config.tune_tomograms or config.val_tomograms,
                         seed=2_000_000 + config.seed, window_vox=config.val_window_vox, device=config.device)
     best = json.loads((out / "best" / "config.json").read_text())
     return TrainingResult(best_checkpoint=str(out / "best"), best_score=state["best_score"], best_epoch=state["best_epoch"],
@@ -475,7 +479,7 @@ def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Mod
         noise = torch.Generator(device=device).manual_seed(int(np.random.default_rng([config.seed, epoch]).integers(2**63)))
         model.train()
         losses = []
-        for batch in _cut_batches(_PatchSampler(config), pool, config, epoch):
+        for batch in _cut_batches(pool, config, epoch):
             images, targets = batch.on(device, noise)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * _lr_factor(state["step"], total_steps, config.lr_min_fraction)
@@ -524,7 +528,7 @@ def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Mod
         with open(out / "metrics.jsonl", "a") as stream:
             stream.write(json.dumps(record) + "\n")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                    "state_json": json.dumps(state)}, out / "last.pt")
+                    "state_json": json.dumps(state)}, out / _RESUME_FILE)
         _plot_curves(out)
         if on_epoch is not None:
             on_epoch(record)
@@ -538,9 +542,11 @@ def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Mod
     return state, stopped_because
 
 
-def _cut_batches(sampler: _PatchSampler, pool: list[_Sample], config: TrainConfig, epoch: int) -> Iterator[_Batch]:
+def _cut_batches(pool: list[_Sample], config: TrainConfig, epoch: int) -> Iterator[_Batch]:
     """The epoch's batches in order, cut a few steps ahead by ``config.data_threads`` threads
     (numpy's copies release the GIL). Batch ``i`` always comes from the seed ``(seed, epoch, i)``."""
+    sampler = _PatchSampler(config)
+
     def cut(step: int) -> _Batch:
         return sampler.cut(pool, np.random.default_rng([config.seed, epoch, step]))
 

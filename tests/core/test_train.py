@@ -203,18 +203,18 @@ def test_training_on_cuda_in_bf16_lowers_the_loss(tmp_path):
 
 
 def test_batches_are_the_same_whatever_the_number_of_cutting_threads():
-    from octopi_core.train import TrainConfig, _cut_batches, _PatchSampler
+    from octopi_core.train import TrainConfig, _cut_batches
 
     config = TrainConfig(patch_vox=32, batch_size=3, steps_per_epoch=7)
     pool = _marked_pool(config)
-    one = list(_cut_batches(_PatchSampler(config), pool, config, epoch=2))
-    three = list(_cut_batches(_PatchSampler(config), pool, config.model_copy(update={"data_threads": 3}), epoch=2))
+    one = list(_cut_batches(pool, config, epoch=2))
+    three = list(_cut_batches(pool, config.model_copy(update={"data_threads": 3}), epoch=2))
     assert len(one) == len(three) == 7
     for a, b in zip(one, three):
         np.testing.assert_array_equal(a.images, b.images)
         np.testing.assert_array_equal(a.targets, b.targets)
     assert not np.array_equal(one[0].images, one[1].images)
-    other_epoch = next(iter(_cut_batches(_PatchSampler(config), pool, config, epoch=3)))
+    other_epoch = next(iter(_cut_batches(pool, config, epoch=3)))
     assert not np.array_equal(one[0].images, other_epoch.images)
 
 
