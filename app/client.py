@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import redis
 from fastapi import FastAPI, Request
@@ -75,7 +75,7 @@ async def _sweep_dead_workers(app: FastAPI) -> None:
         await asyncio.sleep(settings.heartbeat_s)
         try:
             await asyncio.to_thread(reap_dead_workers, app.state.redis, settings)
-        except Exception as e:  # Redis away: try again next time
+        except Exception as e:  # noqa: BLE001 - Redis away: try again next time
             log.debug("dead-worker sweep skipped: %s", e)
 
 

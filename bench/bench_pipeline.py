@@ -16,7 +16,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from _data import SHAPE, full_size_tomogram, write_result
@@ -50,9 +50,13 @@ print(json.dumps({"model_load_s": load_s, **doc.timings_s, "export_s": export_s,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
-    parser.add_argument("--window", type=parse_window, default=None, help="N or Z,Y,X (default: the library's)")
+    parser.add_argument(
+        "--window", type=parse_window, default=None, help="N or Z,Y,X (default: the library's)"
+    )
     parser.add_argument("--overlap", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
@@ -60,22 +64,37 @@ def main() -> int:
     args = parser.parse_args()
 
     tomogram, _ = full_size_tomogram()
-    child_args = {"uri": str(tomogram), "model": args.model, "window": args.window, "overlap": args.overlap,
-                  "batch_size": args.batch_size, "threads": args.threads, "device": args.device}
+    child_args = {
+        "uri": str(tomogram),
+        "model": args.model,
+        "window": args.window,
+        "overlap": args.overlap,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "device": args.device,
+    }
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(child_args)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(child_args)], check=True, capture_output=True, text=True
+    )
     wall_s = time.perf_counter() - started
     measured = json.loads(out.stdout.strip().splitlines()[-1])
     result = {
-        "benchmark": "pipeline", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "pipeline",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
-        "tomogram_shape_zyx": SHAPE, "settings": child_args, "process_wall_s": wall_s, **measured,
+        "tomogram_shape_zyx": SHAPE,
+        "settings": child_args,
+        "process_wall_s": wall_s,
+        **measured,
         "rss_vs_target": measured["peak_rss_gb"] / RSS_TARGET_GB,
     }
     print(f"tomogram {SHAPE} on {result['machine']['cpus']} CPUs, model {measured['model_version']}")
     for key in ("model_load_s", "read", "inference", "localize", "export_s", "total"):
         print(f"  {key:<14} {measured[key]:8.2f} s")
-    print(f"  peak RSS       {measured['peak_rss_gb']:8.2f} GB  ({result['rss_vs_target']:.2f} x the {RSS_TARGET_GB} GB target)")
+    print(
+        f"  peak RSS       {measured['peak_rss_gb']:8.2f} GB  ({result['rss_vs_target']:.2f} x the {RSS_TARGET_GB} GB target)"
+    )
     print(f"  picks          {measured['picks']:8d}")
     write_result("pipeline", result)
     return 0

@@ -89,7 +89,7 @@ def _start(work: Path, env: dict, port: int) -> list[subprocess.Popen]:
         ("gateway", ["gateway", "--port", str(port)]),
         ("worker", ["worker", "--name", "bench-1"]),
     ):
-        log = open(logs / f"{name}.log", "wb")  # noqa: SIM115
+        log = open(logs / f"{name}.log", "wb")
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "octopi_core.cli", *args],

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +31,15 @@ from torch.utils.flop_counter import FlopCounterMode
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
+from _data import SHAPE, full_size_tomogram, write_result  # noqa: E402
+
 from octopi_core.export import picks_document_from_voxels, read_picks  # noqa: E402
 from octopi_core.inference import auto_batch_size, window_grid  # noqa: E402
 from octopi_core.io import load_tomogram  # noqa: E402
-from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, parse_window  # noqa: E402
 from octopi_core.localize import localize_particles  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
+from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, parse_window  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
-
-from _data import SHAPE, full_size_tomogram, write_result  # noqa: E402
-
 
 
 def conv3d_throughput(device: torch.device, seconds: float = 5.0) -> float:
@@ -73,22 +72,31 @@ def network_flops_per_voxel(model: torch.nn.Module) -> float:
     return counter.get_total_flops() / x.numel()
 
 
-def network_once_over(model: torch.nn.Module, volume: np.ndarray, window_vox, batch: int | None,
-                      device: torch.device) -> float:
+def network_once_over(
+    model: torch.nn.Module, volume: np.ndarray, window_vox, batch: int | None, device: torch.device
+) -> float:
     """Seconds for the network alone to see every voxel exactly once (the pipeline's window, no overlap)."""
     window = window_grid(volume.shape, window_vox, 0.0).window
     batch = batch or auto_batch_size(window, device)
     padded = [int(np.ceil(n / w) * w) for n, w in zip(volume.shape, window)]
     source = np.zeros(padded, np.float32)
     source[: volume.shape[0], : volume.shape[1], : volume.shape[2]] = volume
-    tiles = [(z, y, x) for z in range(0, padded[0], window[0]) for y in range(0, padded[1], window[1])
-             for x in range(0, padded[2], window[2])]
+    tiles = [
+        (z, y, x)
+        for z in range(0, padded[0], window[0])
+        for y in range(0, padded[1], window[1])
+        for x in range(0, padded[2], window[2])
+    ]
     model.to(device)
     start = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(tiles), batch):
-            chunk = np.stack([source[z:z + window[0], y:y + window[1], x:x + window[2]]
-                              for z, y, x in tiles[i:i + batch]])
+            chunk = np.stack(
+                [
+                    source[z : z + window[0], y : y + window[1], x : x + window[2]]
+                    for z, y, x in tiles[i : i + batch]
+                ]
+            )
             model(torch.from_numpy(chunk)[:, None].to(device))
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -100,8 +108,15 @@ def _score(picker: Picker, labels: np.ndarray, confidence: np.ndarray, truth_pat
     found = localize_particles(labels, confidence, voxel_size_zyx_a=voxel_zyx, **picker.localize_settings())
     truth = read_picks(truth_path)[0]
     doc = picks_document_from_voxels(
-        found, voxel_size_zyx_a=voxel_zyx, origin_zyx_a=(0, 0, 0), tomogram_uri="", run_name=truth.run_name,
-        source_voxel_size_zyx_a=voxel_zyx, source_shape_zyx=labels.shape, model_version=picker.version)
+        found,
+        voxel_size_zyx_a=voxel_zyx,
+        origin_zyx_a=(0, 0, 0),
+        tomogram_uri="",
+        run_name=truth.run_name,
+        source_voxel_size_zyx_a=voxel_zyx,
+        source_shape_zyx=labels.shape,
+        model_version=picker.version,
+    )
     return score_documents([doc], [truth]).weighted_f_beta
 
 
@@ -111,55 +126,101 @@ def monai_baseline(picker: Picker, volume: np.ndarray, truth_path: Path, voxel_z
 
     start = time.perf_counter()
     with torch.inference_mode():
-        logits = sliding_window_inference(torch.from_numpy(volume)[None, None], roi_size=(96, 96, 96), sw_batch_size=4,
-                                          predictor=picker.model, overlap=0.5, mode="gaussian")
+        logits = sliding_window_inference(
+            torch.from_numpy(volume)[None, None],
+            roi_size=(96, 96, 96),
+            sw_batch_size=4,
+            predictor=picker.model,
+            overlap=0.5,
+            mode="gaussian",
+        )
         # The same reduction as ours (best particle class and its probability), so only the
         # window layout and blending differ.
         confidence, best = torch.softmax(logits, 1)[0, 1:].max(0)
         labels = best + 1
     seconds = time.perf_counter() - start
-    score = _score(picker, labels.numpy().astype(np.uint8), confidence.numpy().astype(np.float16), truth_path, voxel_zyx)
+    score = _score(
+        picker, labels.numpy().astype(np.uint8), confidence.numpy().astype(np.float16), truth_path, voxel_zyx
+    )
     return {"seconds": seconds, "weighted_f_beta": score}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None)
     parser.add_argument("--window", type=parse_window, default=DEFAULT_WINDOW_VOX, help="N or Z,Y,X voxels")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP)
-    parser.add_argument("--batch-size", type=int, default=None, help="windows per pass (default: fit the device)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="windows per pass (default: fit the device)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-monai", action="store_true", help="skip the slow MONAI 0.5-overlap baseline")
     args = parser.parse_args()
     device = torch.device(args.device)
     tomogram, truth = full_size_tomogram()
     picker = Picker(args.model, device=args.device)
-    result: dict = {"benchmark": "speed", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "threads": torch.get_num_threads(), "device": str(device), "shape_zyx": SHAPE,
-                    "model_version": picker.version, "window": args.window, "overlap": args.overlap}
+    result: dict = {
+        "benchmark": "speed",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "shape_zyx": SHAPE,
+        "model_version": picker.version,
+        "window": args.window,
+        "overlap": args.overlap,
+    }
 
     flops_per_voxel = network_flops_per_voxel(picker.model)
     loaded = load_tomogram(str(tomogram))
     once_s = network_once_over(picker.model, loaded.volume, args.window, args.batch_size, device)
     network_flops = flops_per_voxel * loaded.volume.size / once_s
     conv_flops = conv3d_throughput(device)
-    result.update({"network_flops_per_voxel": flops_per_voxel, "network_once_s": once_s,
-                   "network_tflops": network_flops / 1e12, "conv3d_tflops": conv_flops / 1e12,
-                   "network_vs_conv3d": network_flops / conv_flops})
+    result.update(
+        {
+            "network_flops_per_voxel": flops_per_voxel,
+            "network_once_s": once_s,
+            "network_tflops": network_flops / 1e12,
+            "conv3d_tflops": conv_flops / 1e12,
+            "network_vs_conv3d": network_flops / conv_flops,
+        }
+    )
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "picks.json"
-        command = [sys.executable, "-m", "octopi_core.cli", "predict", str(tomogram), "--out", str(out), "--quiet",
-                   "--window", ",".join(map(str, args.window)), "--overlap", str(args.overlap), "--device", args.device]
+        command = [
+            sys.executable,
+            "-m",
+            "octopi_core.cli",
+            "predict",
+            str(tomogram),
+            "--out",
+            str(out),
+            "--quiet",
+            "--window",
+            ",".join(map(str, args.window)),
+            "--overlap",
+            str(args.overlap),
+            "--device",
+            args.device,
+        ]
         command += (["--model", args.model] if args.model else []) + (
-            ["--batch-size", str(args.batch_size)] if args.batch_size else [])
+            ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        )
         start = time.perf_counter()
         subprocess.run(command, check=True)
         end_to_end_s = time.perf_counter() - start
         picks = read_picks(out)[0]
     ours_score = score_documents([picks], read_picks(truth)).weighted_f_beta
-    result.update({"end_to_end_s": end_to_end_s, "end_to_end_vs_network_once": end_to_end_s / once_s,
-                   "stage_s": picks.timings_s, "weighted_f_beta": ours_score})
+    result.update(
+        {
+            "end_to_end_s": end_to_end_s,
+            "end_to_end_vs_network_once": end_to_end_s / once_s,
+            "stage_s": picks.timings_s,
+            "weighted_f_beta": ours_score,
+        }
+    )
 
     if not args.skip_monai:
         baseline = monai_baseline(picker, loaded.volume, truth, loaded.voxel_size_zyx_a)

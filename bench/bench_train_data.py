@@ -16,18 +16,21 @@ import json
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-from octopi_core.train import _cut_batches, _make_sample, load_train_config  # noqa: E402
 from _data import write_result  # noqa: E402
+
+from octopi_core.train import _cut_batches, _make_sample, load_train_config  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=2, help="the thread count compared with one")
     parser.add_argument("--steps", type=int, default=40, help="batches per timing")
     parser.add_argument("--repeats", type=int, default=3)
@@ -42,9 +45,14 @@ def main() -> int:
             batches = sum(1 for _ in _cut_batches(pool, run, epoch=repeat))
             ms[threads].append((time.perf_counter() - start) / batches * 1000)
     median = {threads: statistics.median(values) for threads, values in ms.items()}
-    result = {"benchmark": "train-data", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "batch": f"{config.batch_size} x {config.patch_vox}^3", "ms_per_batch": ms,
-              "median_ms_per_batch": median, "speedup": median[1] / median[args.threads]}
+    result = {
+        "benchmark": "train-data",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "batch": f"{config.batch_size} x {config.patch_vox}^3",
+        "ms_per_batch": ms,
+        "median_ms_per_batch": median,
+        "speedup": median[1] / median[args.threads],
+    }
     print(json.dumps(result, indent=2))
     write_result("train-data", result)
     return 0

@@ -9,29 +9,40 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="octopi-serve", description="Particle picking in cryo-ET tomograms (Octopi U-Net).")
+    parser = argparse.ArgumentParser(
+        prog="octopi-serve", description="Particle picking in cryo-ET tomograms (Octopi U-Net)."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", help="pick particles in one tomogram")
     predict.add_argument("uri", help="tomogram: local path, file://, http(s):// or s3:// (OME-Zarr or MRC)")
     predict.add_argument("--model", help="checkpoint directory or Octopi .pth (default: the shipped model)")
     predict.add_argument("--out", help="output file (copick: a directory); default: print JSON to stdout")
-    predict.add_argument("--format", default=None, choices=["json", "csv", "star", "copick", "ndjson"],
-                         help="output format (default: from --out's extension, else json)")
+    predict.add_argument(
+        "--format",
+        default=None,
+        choices=["json", "csv", "star", "copick", "ndjson"],
+        help="output format (default: from --out's extension, else json)",
+    )
     predict.add_argument("--classes", nargs="+", help="class names to pick (default: all)")
     predict.add_argument("--voxel-size", type=float, help="override the tomogram's voxel size, Å")
-    predict.add_argument("--window", type=_window, help="sliding-window size, voxels: N or Z,Y,X (multiples of 4)")
+    predict.add_argument(
+        "--window", type=_window, help="sliding-window size, voxels: N or Z,Y,X (multiples of 4)"
+    )
     predict.add_argument("--overlap", type=float, help="window overlap fraction in [0, 1)")
-    predict.add_argument("--fast", action="store_true",
-                         help="full-depth windows and fitted 128-voxel tiles at 0.0625 overlap: ~2x faster, "
-                              "slightly less accurate (README, Performance); --window/--overlap still win")
+    predict.add_argument(
+        "--fast",
+        action="store_true",
+        help="full-depth windows and fitted 128-voxel tiles at 0.0625 overlap: ~2x faster, "
+        "slightly less accurate (README, Performance); --window/--overlap still win",
+    )
     predict.add_argument("--batch-size", type=int, help="windows per forward pass (default: fit the device)")
     predict.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     predict.add_argument("--device", help="cpu, cuda, cuda:N (default: GPU when visible)")
@@ -56,32 +67,55 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
 
-    train = commands.add_parser("train", help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine*, "
-                                              "gpu-refine, tiny)")
+    train = commands.add_parser(
+        "train",
+        help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine*, gpu-refine, tiny)",
+    )
     train.add_argument("config")
     _run_arguments(train)
 
-    tune = commands.add_parser("tune", help="tune a checkpoint's pick threshold on generated tomograms (in place)")
+    tune = commands.add_parser(
+        "tune", help="tune a checkpoint's pick threshold on generated tomograms (in place)"
+    )
     tune.add_argument("checkpoint", help="checkpoint directory")
     tune.add_argument("--count", type=int, default=2, help="tomograms to tune on")
     tune.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
-    tune.add_argument("--config", help="tune on this training config's (or preset's) validation settings "
-                                       "(default: the generator's defaults)")
-    tune.add_argument("--data", choices=("validation", "training"), default="validation",
-                      help="which of the config's generator settings to tune on: its validation settings or its "
-                           "(usually broader) training settings")
-    tune.add_argument("--window", type=_window, default=None, help="window, voxels: N or Z,Y,X (default: the inference default)")
+    tune.add_argument(
+        "--config",
+        help="tune on this training config's (or preset's) validation settings "
+        "(default: the generator's defaults)",
+    )
+    tune.add_argument(
+        "--data",
+        choices=("validation", "training"),
+        default="validation",
+        help="which of the config's generator settings to tune on: its validation settings or its "
+        "(usually broader) training settings",
+    )
+    tune.add_argument(
+        "--window",
+        type=_window,
+        default=None,
+        help="window, voxels: N or Z,Y,X (default: the inference default)",
+    )
 
-    promote = commands.add_parser("promote", help="score a candidate checkpoint against the champion; promote if better")
+    promote = commands.add_parser(
+        "promote", help="score a candidate checkpoint against the champion; promote if better"
+    )
     promote.add_argument("candidate", help="checkpoint directory")
     _registry_arguments(promote)
 
-    retrain = commands.add_parser("retrain", help="train -> evaluate -> promote (what the retraining CronJob runs)")
+    retrain = commands.add_parser(
+        "retrain", help="train -> evaluate -> promote (what the retraining CronJob runs)"
+    )
     retrain.add_argument("config", help="training config file or preset")
     _run_arguments(retrain)
-    retrain.add_argument("--from-champion", action="store_true",
-                         help="start from the registry's champion (the shipped model while none is promoted) instead "
-                              "of the config's init_checkpoint, so that scheduled runs build on each other")
+    retrain.add_argument(
+        "--from-champion",
+        action="store_true",
+        help="start from the registry's champion (the shipped model while none is promoted) instead "
+        "of the config's init_checkpoint, so that scheduled runs build on each other",
+    )
     _registry_arguments(retrain)
 
     models = commands.add_parser("models", help="list the registry's models and the champion")
@@ -96,18 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registry_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", required=True, help="registry root: directory or s3://bucket/prefix")
-    parser.add_argument("--eval-dir", default="runs/held-out", help="where held-out tomograms are generated (reused)")
+    parser.add_argument(
+        "--eval-dir", default="runs/held-out", help="where held-out tomograms are generated (reused)"
+    )
     parser.add_argument("--eval-count", type=int, default=4, help="held-out tomograms")
     parser.add_argument("--eval-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(128, 256, 256))
-    parser.add_argument("--eval-window", type=_window, default=None, help="inference window for the evaluation, voxels")
+    parser.add_argument(
+        "--eval-window", type=_window, default=None, help="inference window for the evaluation, voxels"
+    )
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", help="override the config's output_dir")
-    parser.add_argument("--seed", type=_seed, help="override the config's seed (tomograms, patches, initialisation): "
-                                                   "N, or 'new' for a random one, so that a scheduled retraining sees "
-                                                   "new data every run; the run goes to <output_dir>-seed<N> and the "
-                                                   "checkpoint records the seed")
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        help="override the config's seed (tomograms, patches, initialisation): "
+        "N, or 'new' for a random one, so that a scheduled retraining sees "
+        "new data every run; the run goes to <output_dir>-seed<N> and the "
+        "checkpoint records the seed",
+    )
 
 
 def _seed(text: str) -> int | str:
@@ -131,8 +173,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .exceptions import OctopiError
 
     args = build_parser().parse_args(argv)
-    handler = {"predict": _predict, "evaluate": _evaluate, "generate": _generate, "demo": _demo, "train": _train,
-               "tune": _tune, "promote": _promote, "retrain": _retrain, "models": _models, "rollback": _rollback}
+    handler = {
+        "predict": _predict,
+        "evaluate": _evaluate,
+        "generate": _generate,
+        "demo": _demo,
+        "train": _train,
+        "tune": _tune,
+        "promote": _promote,
+        "retrain": _retrain,
+        "models": _models,
+        "rollback": _rollback,
+    }
     handler.update(_SERVICE_HANDLERS)
     try:
         return handler[args.command](args)
@@ -147,9 +199,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _progress_bar(quiet: bool):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), disable=quiet, transient=False,
-                    console=None)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=quiet,
+        transient=False,
+        console=None,
+    )
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -158,16 +217,25 @@ def _predict(args: argparse.Namespace) -> int:
     from .pipeline import Picker, PredictOptions
 
     fast = {"window_vox": FAST_WINDOW_VOX, "overlap": FAST_OVERLAP} if args.fast else {}
-    options = fast | {k: v for k, v in {
-        "classes": args.classes, "voxel_size_a": args.voxel_size, "window_vox": args.window,
-        "overlap": args.overlap, "batch_size": args.batch_size, "tta": args.tta or None,
-    }.items() if v is not None}
+    options = fast | {
+        k: v
+        for k, v in {
+            "classes": args.classes,
+            "voxel_size_a": args.voxel_size,
+            "window_vox": args.window,
+            "overlap": args.overlap,
+            "batch_size": args.batch_size,
+            "tta": args.tta or None,
+        }.items()
+        if v is not None
+    }
     fmt = PicksFormat(args.format) if args.format else None
     with _progress_bar(args.quiet or not sys.stderr.isatty()) as bar:
         task = bar.add_task("loading model", total=1.0)
         picker = Picker(args.model, device=args.device)
         doc = picker.predict(
-            args.uri, PredictOptions(**options),
+            args.uri,
+            PredictOptions(**options),
             on_stage=lambda stage: bar.update(task, description=stage.value),
             progress=lambda fraction: bar.update(task, completed=fraction),
         )
@@ -200,7 +268,9 @@ def _generate(args: argparse.Namespace) -> int:
     fmt, zarr_format = ("zarr", 3) if args.format == "zarr3" else (args.format, 2)
     for i in range(args.count):
         phantom = make_phantom(args.seed + i, settings, shape_zyx=tuple(args.shape) if args.shape else None)
-        path, truth = write_phantom(phantom, args.out, f"synthetic-{args.seed + i:04d}", fmt=fmt, zarr_format=zarr_format)
+        path, truth = write_phantom(
+            phantom, args.out, f"synthetic-{args.seed + i:04d}", fmt=fmt, zarr_format=zarr_format
+        )
         print(f"{path}  truth: {truth}")
     return 0
 
@@ -216,7 +286,9 @@ def _demo(args: argparse.Namespace) -> int:
     phantom = make_phantom(args.seed, shape_zyx=tuple(args.shape))
     tomogram, truth_path = write_phantom(phantom, out, "demo", fmt="zarr")
     print(f"2/3 picking particles in {tomogram} with the shipped model")
-    rc = _predict(build_parser().parse_args(["predict", str(tomogram), "--out", str(out / "demo.picks.json")]))
+    rc = _predict(
+        build_parser().parse_args(["predict", str(tomogram), "--out", str(out / "demo.picks.json")])
+    )
     if rc:
         return rc
     picks = PicksDocument.model_validate_json((out / "demo.picks.json").read_text())
@@ -290,7 +362,9 @@ def _retrain(args: argparse.Namespace) -> int:
 
     start = str(Registry(args.registry).resolve()) if args.from_champion else None
     result = _run_training(args, init_checkpoint=start)
-    print(f"trained: best checkpoint {result.best_checkpoint} (validation {result.best_score:.4f}); evaluating")
+    print(
+        f"trained: best checkpoint {result.best_checkpoint} (validation {result.best_score:.4f}); evaluating"
+    )
     return _promote_checkpoint(args, result.best_checkpoint)
 
 
@@ -301,8 +375,10 @@ def _models(args: argparse.Namespace) -> int:
         held_out = entry.config.scores.get("held_out", {}).get("weighted_f_beta")
         validation = entry.config.scores.get("validation", {}).get("weighted_f_beta")
         mark = "*" if entry.champion else " "
-        print(f"{mark} {entry.version}  held-out {held_out if held_out is not None else '-'}  "
-              f"validation {validation if validation is not None else '-'}")
+        print(
+            f"{mark} {entry.version}  held-out {held_out if held_out is not None else '-'}  "
+            f"validation {validation if validation is not None else '-'}"
+        )
     return 0
 
 
@@ -316,8 +392,11 @@ def _rollback(args: argparse.Namespace) -> int:
 
 # -- service commands: serve, gateway, worker, submit --------------------------------------------------------
 
+
 def _add_service_commands(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser("serve", help="run the whole service: Redis (unless REDIS_URL), gateway and workers")
+    serve = commands.add_parser(
+        "serve", help="run the whole service: Redis (unless REDIS_URL), gateway and workers"
+    )
     serve.add_argument("--host", help="listen address (default OCTOPI_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default OCTOPI_PORT or 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -330,21 +409,29 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     worker.add_argument("--name", help="worker name (default <host>-<pid>-<hex>)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
 
-    submit = commands.add_parser("submit", help="submit a tomogram to a running service; --wait for the picks")
+    submit = commands.add_parser(
+        "submit", help="submit a tomogram to a running service; --wait for the picks"
+    )
     submit.add_argument("uri", help="tomogram URI as the service sees it (local paths are made absolute)")
     submit.add_argument("--server", help="gateway URL (default OCTOPI_SERVER_URL or http://127.0.0.1:8000)")
     submit.add_argument("--api-key", help="bearer token (default OCTOPI_API_KEY)")
     submit.add_argument("--wait", action="store_true", help="poll with a progress bar until the job ends")
     submit.add_argument("--out", help="with --wait: write the picks here (default: print them)")
-    submit.add_argument("--format", default="json", choices=["json", "csv", "star", "copick", "ndjson"],
-                        help="picks format to fetch (default json)")
+    submit.add_argument(
+        "--format",
+        default="json",
+        choices=["json", "csv", "star", "copick", "ndjson"],
+        help="picks format to fetch (default json)",
+    )
     submit.add_argument("--model", dest="model_version", help="model version (default: the champion)")
     submit.add_argument("--classes", nargs="+", help="class names to pick (default: all)")
     submit.add_argument("--voxel-size", type=float, help="override the tomogram's voxel size, Å")
     submit.add_argument("--tta", action="store_true", help="test-time augmentation (4x slower)")
     submit.add_argument("--output-uri", help="also write picks files there (directory or s3:// prefix)")
     submit.add_argument("--output-formats", nargs="+", help="formats written to --output-uri (default json)")
-    submit.add_argument("--idempotency-key", help="repeat a submission safely: the same key returns the same job")
+    submit.add_argument(
+        "--idempotency-key", help="repeat a submission safely: the same key returns the same job"
+    )
     submit.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
     submit.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -389,10 +476,20 @@ def _submit(args: argparse.Namespace) -> int:
 
     try:
         with OctopiClient(args.server, api_key=args.api_key) as client:
-            job = client.submit(args.uri, model_version=args.model_version, classes=args.classes,
-                                voxel_size_a=args.voxel_size, tta=args.tta, formats=args.output_formats,
-                                output_uri=args.output_uri, idempotency_key=args.idempotency_key)
-            print(f"job {job['id']}: {job['status']} ({client.server_url}{job['links']['self']})", file=sys.stderr)
+            job = client.submit(
+                args.uri,
+                model_version=args.model_version,
+                classes=args.classes,
+                voxel_size_a=args.voxel_size,
+                tta=args.tta,
+                formats=args.output_formats,
+                output_uri=args.output_uri,
+                idempotency_key=args.idempotency_key,
+            )
+            print(
+                f"job {job['id']}: {job['status']} ({client.server_url}{job['links']['self']})",
+                file=sys.stderr,
+            )
             if not args.wait:
                 print(json.dumps(job, indent=2))
                 return 0

@@ -31,9 +31,10 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,17 +48,36 @@ from octopi_core.picks import PickPoint, PicksDocument
 if TYPE_CHECKING:  # the gateway renders picks without loading localization's image libraries
     from octopi_core.localize import ClassPicks
 
-__all__ = ["PicksFormat", "COPICK_USER_ID", "COPICK_SESSION_ID", "picks_document_from_voxels", "render_picks",
-           "write_picks", "read_picks"]
+__all__ = [
+    "PicksFormat",
+    "COPICK_USER_ID",
+    "COPICK_SESSION_ID",
+    "picks_document_from_voxels",
+    "render_picks",
+    "write_picks",
+    "read_picks",
+]
 
 COPICK_USER_ID = "octopi"
 COPICK_SESSION_ID = "0"
 _EYE3 = np.eye(3).tolist()
 _EYE4 = np.eye(4).tolist()
 _NAN_XYZ = (math.nan, math.nan, math.nan)
-_STAR_COLUMNS = ["rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ", "rlnClassNumber",
-                 "rlnAutopickFigureOfMerit"]
-_STAR_STRINGS = ["rlnTomoName", "octopiTomogramUri", "octopiModelVersion", "octopiCreatedAt", "octopiClassNames"]
+_STAR_COLUMNS = [
+    "rlnTomoName",
+    "rlnCoordinateX",
+    "rlnCoordinateY",
+    "rlnCoordinateZ",
+    "rlnClassNumber",
+    "rlnAutopickFigureOfMerit",
+]
+_STAR_STRINGS = [
+    "rlnTomoName",
+    "octopiTomogramUri",
+    "octopiModelVersion",
+    "octopiCreatedAt",
+    "octopiClassNames",
+]
 
 
 class PicksFormat(str, Enum):
@@ -77,8 +97,13 @@ class PicksFormat(str, Enum):
     NDJSON = "ndjson"
 
 
-_SUFFIXES = {".json": PicksFormat.JSON, ".csv": PicksFormat.CSV, ".star": PicksFormat.STAR,
-             ".ndjson": PicksFormat.NDJSON, ".jsonl": PicksFormat.NDJSON}
+_SUFFIXES = {
+    ".json": PicksFormat.JSON,
+    ".csv": PicksFormat.CSV,
+    ".star": PicksFormat.STAR,
+    ".ndjson": PicksFormat.NDJSON,
+    ".jsonl": PicksFormat.NDJSON,
+}
 
 
 def _normalise_format(fmt: PicksFormat | str) -> PicksFormat:
@@ -152,10 +177,14 @@ def picks_document_from_voxels(
         zyx = np.asarray(class_picks.centres_zyx_vox, dtype=np.float64)
         zyx = zyx.reshape(0, 3) if zyx.size == 0 else zyx
         if zyx.ndim != 2 or zyx.shape[1] != 3 or not np.all(np.isfinite(zyx)):
-            raise ValueError(f"found[{name!r}].centres_zyx_vox must be a finite (N, 3) zyx array; got shape {zyx.shape}")
+            raise ValueError(
+                f"found[{name!r}].centres_zyx_vox must be a finite (N, 3) zyx array; got shape {zyx.shape}"
+            )
         score = np.asarray(class_picks.scores, dtype=np.float64).reshape(-1)
         if len(score) != len(zyx) or not np.all((score >= 0) & (score <= 1)):
-            raise ValueError(f"found[{name!r}].scores must hold {len(zyx)} values in [0, 1]; got {len(score)} values")
+            raise ValueError(
+                f"found[{name!r}].scores must hold {len(zyx)} values in [0, 1]; got {len(score)} values"
+            )
         xyz_a = (origin_zyx + zyx * size_zyx)[:, ::-1]
         points = [PickPoint(x=x, y=y, z=z, score=s) for (x, y, z), s in zip(xyz_a.tolist(), score.tolist())]
         picks[particle.label] = (particle.name, points)
@@ -178,18 +207,26 @@ def _rows(doc: PicksDocument) -> list[tuple[str, float, float, float, float]]:
 
 def _voxel_size_for(doc: PicksDocument, fmt: PicksFormat) -> tuple[float, float, float]:
     if not all(math.isfinite(v) and v > 0 for v in doc.voxel_size_xyz_a):
-        raise ValueError(f"doc.voxel_size_xyz_a must be positive to write {fmt.value}; got {doc.voxel_size_xyz_a}")
+        raise ValueError(
+            f"doc.voxel_size_xyz_a must be positive to write {fmt.value}; got {doc.voxel_size_xyz_a}"
+        )
     return doc.voxel_size_xyz_a
 
 
 def _star_blocks(doc: PicksDocument) -> dict[str, pd.DataFrame]:
     vx, vy, vz = _voxel_size_for(doc, PicksFormat.STAR)
-    rows = [(doc.run_name, x / vx, y / vy, z / vz, particle_by_name(n).label, s) for n, x, y, z, s in _rows(doc)]
+    rows = [
+        (doc.run_name, x / vx, y / vy, z / vz, particle_by_name(n).label, s) for n, x, y, z, s in _rows(doc)
+    ]
     size_z, size_y, size_x = doc.shape_zyx or (-1, -1, -1)
     meta = {
         "rlnTomoName": doc.run_name,
-        "octopiVoxelSizeXAngst": vx, "octopiVoxelSizeYAngst": vy, "octopiVoxelSizeZAngst": vz,
-        "octopiSizeX": size_x, "octopiSizeY": size_y, "octopiSizeZ": size_z,
+        "octopiVoxelSizeXAngst": vx,
+        "octopiVoxelSizeYAngst": vy,
+        "octopiVoxelSizeZAngst": vz,
+        "octopiSizeX": size_x,
+        "octopiSizeY": size_y,
+        "octopiSizeZ": size_z,
         "octopiTomogramUri": doc.tomogram_uri,
         "octopiModelVersion": doc.model_version or "",
         "octopiCreatedAt": doc.created_at,
@@ -203,10 +240,21 @@ def _copick_files(doc: PicksDocument) -> list[tuple[str, dict]]:
     files = []
     for name, points in doc.picks.items():
         content = {
-            "pickable_object_name": name, "user_id": COPICK_USER_ID, "session_id": COPICK_SESSION_ID,
-            "run_name": doc.run_name, "voxel_spacing": None, "unit": "angstrom",
-            "points": [{"location": {"x": p.x, "y": p.y, "z": p.z}, "transformation_": _EYE4, "instance_id": 0,
-                        "score": p.score} for p in points],
+            "pickable_object_name": name,
+            "user_id": COPICK_USER_ID,
+            "session_id": COPICK_SESSION_ID,
+            "run_name": doc.run_name,
+            "voxel_spacing": None,
+            "unit": "angstrom",
+            "points": [
+                {
+                    "location": {"x": p.x, "y": p.y, "z": p.z},
+                    "transformation_": _EYE4,
+                    "instance_id": 0,
+                    "score": p.score,
+                }
+                for p in points
+            ],
             "trust_orientation": False,
         }
         files.append((f"{COPICK_USER_ID}_{COPICK_SESSION_ID}_{name}.json", content))
@@ -216,9 +264,17 @@ def _copick_files(doc: PicksDocument) -> list[tuple[str, dict]]:
 def _ndjson_text(doc: PicksDocument) -> str:
     vx, vy, vz = _voxel_size_for(doc, PicksFormat.NDJSON)
     lines = [
-        json.dumps({"type": "orientedPoint", "location": {"x": x / vx, "y": y / vy, "z": z / vz},
-                    "xyz_rotation_matrix": _EYE3, "particle": name, "score": s, "run_name": doc.run_name,
-                    "voxel_size_xyz_a": [vx, vy, vz]})
+        json.dumps(
+            {
+                "type": "orientedPoint",
+                "location": {"x": x / vx, "y": y / vy, "z": z / vz},
+                "xyz_rotation_matrix": _EYE3,
+                "particle": name,
+                "score": s,
+                "run_name": doc.run_name,
+                "voxel_size_xyz_a": [vx, vy, vz],
+            }
+        )
         for name, x, y, z, s in _rows(doc)
     ]
     return "".join(line + "\n" for line in lines)
@@ -242,8 +298,10 @@ def render_picks(doc: PicksDocument, fmt: PicksFormat | str) -> str:
     if fmt is PicksFormat.JSON:
         return doc.model_dump_json(indent=2)
     if fmt is PicksFormat.CSV:
-        table = pd.DataFrame([(doc.run_name, *row) for row in _rows(doc)],
-                             columns=["run_name", "particle_type", "x", "y", "z", "score"])
+        table = pd.DataFrame(
+            [(doc.run_name, *row) for row in _rows(doc)],
+            columns=["run_name", "particle_type", "x", "y", "z", "score"],
+        )
         return table.to_csv(index=False, lineterminator="\n")
     if fmt is PicksFormat.STAR:
         return starfile.to_string(_star_blocks(doc))
@@ -292,7 +350,9 @@ def write_picks(doc: PicksDocument, path: str | Path, fmt: PicksFormat | str | N
 class _Reader:
     """Reads files into documents; ``run_name``, ``particle`` and ``voxel_size_xyz_a`` fill what a file lacks."""
 
-    def __init__(self, run_name: str | None, particle: str | None, voxel_size_xyz_a: tuple[float, ...] | None):
+    def __init__(
+        self, run_name: str | None, particle: str | None, voxel_size_xyz_a: tuple[float, ...] | None
+    ):
         self.run_name, self.particle, self.voxel_size_xyz_a = run_name, particle, voxel_size_xyz_a
 
     def path(self, path: Path) -> list[PicksDocument]:
@@ -323,8 +383,10 @@ class _Reader:
             elif isinstance(item, dict) and "pickable_object_name" in item:
                 copick.append(item)
             else:
-                raise PicksFormatError(f"{path}: JSON is neither a picks document (a 'picks' object) "
-                                       "nor a copick picks file ('pickable_object_name')")
+                raise PicksFormatError(
+                    f"{path}: JSON is neither a picks document (a 'picks' object) "
+                    "nor a copick picks file ('pickable_object_name')"
+                )
         return docs + self.copick(path, copick)
 
     def document(self, path: Path, item: dict) -> PicksDocument:
@@ -339,7 +401,9 @@ class _Reader:
             raise PicksFormatError(f"{path}: not a valid picks document: {e}") from e
 
     def copick(self, path: Path, files: list[dict]) -> list[PicksDocument]:
-        layout_run = path.parent.parent.name if path.parent.name == "Picks" else None  # ExperimentRuns/<run>/Picks
+        layout_run = (
+            path.parent.parent.name if path.parent.name == "Picks" else None
+        )  # ExperimentRuns/<run>/Picks
         rows, classes, meta = [], {}, {}
         for f in files:
             run, name = f.get("run_name") or layout_run or self.run_name, f["pickable_object_name"]
@@ -358,15 +422,19 @@ class _Reader:
 
     def csv(self, path: Path, text: str) -> list[PicksDocument]:
         try:
-            table = pd.read_csv(io.StringIO(text), dtype={"run_name": str, "experiment": str, "particle_type": str})
+            table = pd.read_csv(
+                io.StringIO(text), dtype={"run_name": str, "experiment": str, "particle_type": str}
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
             raise PicksFormatError(f"{path}: not a readable CSV: {e}") from e
         if "run_name" not in table.columns and "experiment" in table.columns:  # Kaggle CZII submission
             table = table.rename(columns={"experiment": "run_name"})
         missing = [c for c in ("run_name", "particle_type", "x", "y", "z") if c not in table.columns]
         if missing:
-            raise PicksFormatError(f"{path}: CSV is missing columns {missing}; expected run_name,particle_type,"
-                                   "x,y,z[,score] or id,experiment,particle_type,x,y,z")
+            raise PicksFormatError(
+                f"{path}: CSV is missing columns {missing}; expected run_name,particle_type,"
+                "x,y,z[,score] or id,experiment,particle_type,x,y,z"
+            )
         score = table["score"] if "score" in table.columns else [1.0] * len(table)
         columns = (table[c] for c in ("run_name", "particle_type", "x", "y", "z"))
         return self.build(path, zip(*columns, score))
@@ -383,11 +451,16 @@ class _Reader:
         n = len(table)
         runs = table["rlnTomoName"] if "rlnTomoName" in table.columns else [self.run_name] * n
         try:
-            names = [particle_by_label(c).name for c in table["rlnClassNumber"]] if "rlnClassNumber" in table.columns \
+            names = (
+                [particle_by_label(c).name for c in table["rlnClassNumber"]]
+                if "rlnClassNumber" in table.columns
                 else [self.particle] * n
+            )
         except ValueError as e:
             raise PicksFormatError(f"{path}: bad rlnClassNumber: {e}") from e
-        scores = table["rlnAutopickFigureOfMerit"] if "rlnAutopickFigureOfMerit" in table.columns else [1.0] * n
+        scores = (
+            table["rlnAutopickFigureOfMerit"] if "rlnAutopickFigureOfMerit" in table.columns else [1.0] * n
+        )
         rows = []
         for run, name, x, y, z, s in zip(runs, names, *(table[c] for c in _STAR_COLUMNS[1:4]), scores):
             vx, vy, vz = self.voxel_size(path, meta.get(run, {}))
@@ -414,7 +487,9 @@ class _Reader:
     def voxel_size(self, path: Path, meta: dict) -> tuple[float, ...]:
         size = meta.get("voxel_size_xyz_a") or self.voxel_size_xyz_a
         if size is None:
-            raise PicksFormatError(f"{path}: coordinates are in voxels but no voxel size is given; pass voxel_size_a")
+            raise PicksFormatError(
+                f"{path}: coordinates are in voxels but no voxel size is given; pass voxel_size_a"
+            )
         return size
 
     def build(self, path: Path, rows: Iterable[tuple], classes: dict | None = None, meta: dict | None = None):
@@ -453,8 +528,10 @@ def _picks_files(path: Path) -> list[Path]:
         files = sorted((path / "ExperimentRuns").glob("*/Picks/*.json"))
     else:
         files = sorted(
-            p for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in _SUFFIXES
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in _SUFFIXES
             and not any(part.startswith(".") or part.endswith(".zarr") for part in p.relative_to(path).parts)
         )
     if not files:

@@ -13,9 +13,9 @@ map of the most probable particle class and a ``float16`` map of its probability
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,8 +23,15 @@ import torch
 from .exceptions import InferenceCancelledError, TomogramTooSmallError
 from .options import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, MIN_AXIS_VOX, window_triple
 
-__all__ = ["SegmentationResult", "segment_tomogram", "window_starts", "window_grid", "WindowGrid", "autocast_dtype",
-           "auto_batch_size"]
+__all__ = [
+    "SegmentationResult",
+    "segment_tomogram",
+    "window_starts",
+    "window_grid",
+    "WindowGrid",
+    "autocast_dtype",
+    "auto_batch_size",
+]
 
 _FINALIZE_ROWS = 8  # y-rows reduced to labels at a time (bounds the temporaries)
 # Voxels per forward pass when the batch size is automatic. CPU: about what keeps the
@@ -136,7 +143,7 @@ def _gaussian_1d(window_vox: int, sigma_fraction: float = 0.125) -> np.ndarray:
 def _axis_weight_sum(length_vox: int, starts: Sequence[int], weights: np.ndarray) -> np.ndarray:
     total = np.zeros(length_vox, np.float32)
     for start in starts:
-        total[start:start + len(weights)] += weights
+        total[start : start + len(weights)] += weights
     return total
 
 
@@ -218,10 +225,11 @@ def segment_tomogram(
     autocast = torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
 
     weights_1d = [_gaussian_1d(w) for w in window]
-    norm_z, norm_y, norm_x = (torch.from_numpy(_axis_weight_sum(n, s, w)).to(device)
-                              for n, s, w in zip(padded, starts, weights_1d))
+    norm_z, norm_y, norm_x = (
+        torch.from_numpy(_axis_weight_sum(n, s, w)).to(device) for n, s, w in zip(padded, starts, weights_1d)
+    )
     window_weight = torch.from_numpy(np.einsum("i,j,k->ijk", *weights_1d)).to(device)
-    norm_zx = norm_z[:, None] * norm_x[None, :shape[2]]
+    norm_zx = norm_z[:, None] * norm_x[None, : shape[2]]
     flips = _flip_variants(tta)
 
     labels = np.zeros(shape, np.uint8)
@@ -242,8 +250,8 @@ def segment_tomogram(
         # for every class at a voxel), so no slab-sized temporary is made.
         for y in range(0, min(depth, shape[1] - slab_y0), _FINALIZE_ROWS):
             y1 = min(y + _FINALIZE_ROWS, depth, shape[1] - slab_y0)
-            best_sum, best_label = slab[:, :shape[0], y:y1, :shape[2]].max(0)
-            norm = norm_zx[:shape[0], None, :] * norm_y[slab_y0 + y:slab_y0 + y1, None]
+            best_sum, best_label = slab[:, : shape[0], y:y1, : shape[2]].max(0)
+            norm = norm_zx[: shape[0], None, :] * norm_y[slab_y0 + y : slab_y0 + y1, None]
             rows = slice(slab_y0 + y, slab_y0 + y1)
             labels[:, rows] = (best_label + 1).to(torch.uint8).cpu().numpy()
             confidence[:, rows] = (best_sum / norm).clamp(0, 1).half().cpu().numpy()
@@ -254,7 +262,7 @@ def segment_tomogram(
         slab_y0 = y_end
 
     def window_of(z0: int, y0: int, x0: int) -> np.ndarray:
-        block = volume[z0:z0 + window[0], y0:y0 + window[1], x0:x0 + window[2]]
+        block = volume[z0 : z0 + window[0], y0 : y0 + window[1], x0 : x0 + window[2]]
         if block.shape != window:
             block = np.pad(block, [(0, w - n) for w, n in zip(window, block.shape)])
         return block
@@ -267,7 +275,7 @@ def segment_tomogram(
             for b in range(0, len(tiles), batch_size):
                 if should_cancel is not None and should_cancel():
                     raise InferenceCancelledError("inference cancelled")
-                chunk = tiles[b:b + batch_size]
+                chunk = tiles[b : b + batch_size]
                 batch = np.stack([window_of(z0, y0, x0) for z0, x0 in chunk])
                 inputs = torch.from_numpy(batch).to(device, non_blocking=True)[:, None]
                 probs = torch.zeros((len(chunk), num_classes - 1, *window), device=device)
@@ -279,7 +287,7 @@ def segment_tomogram(
                     probs += torch.flip(p, dims) if dims else p
                 probs *= window_weight / len(flips)
                 for (z0, x0), p in zip(chunk, probs):
-                    slab[:, z0:z0 + window[0], offset:offset + window[1], x0:x0 + window[2]] += p
+                    slab[:, z0 : z0 + window[0], offset : offset + window[1], x0 : x0 + window[2]] += p
                 done += len(chunk) * len(flips)
                 if progress is not None:
                     progress(done / total)

@@ -11,8 +11,8 @@ confidence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import numpy as np
 from scipy import ndimage
@@ -21,8 +21,14 @@ from skimage.segmentation import watershed
 
 from .particles import PARTICLE_CLASSES, ParticleClass
 
-__all__ = ["ClassPicks", "localize_particles", "expected_blob_volume_vox", "DEFAULT_TARGET_RADIUS_FRACTION",
-           "DEFAULT_THRESHOLD", "DEFAULT_MIN_VOLUME_FRACTION"]
+__all__ = [
+    "ClassPicks",
+    "localize_particles",
+    "expected_blob_volume_vox",
+    "DEFAULT_TARGET_RADIUS_FRACTION",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_MIN_VOLUME_FRACTION",
+]
 
 DEFAULT_TARGET_RADIUS_FRACTION = 0.5  # painted target sphere radius / class radius (training targets)
 DEFAULT_THRESHOLD = 0.5  # class probability at which a voxel counts as particle
@@ -42,7 +48,9 @@ class ClassPicks:
     scores: np.ndarray
 
 
-def expected_blob_volume_vox(radius_a: float, voxel_size_zyx_a: tuple[float, float, float], target_radius_fraction: float) -> float:
+def expected_blob_volume_vox(
+    radius_a: float, voxel_size_zyx_a: tuple[float, float, float], target_radius_fraction: float
+) -> float:
     """Volume, in voxels, of the sphere the network paints for a particle of ``radius_a`` Å."""
     r = target_radius_fraction * radius_a
     return 4.0 / 3.0 * np.pi * r**3 / float(np.prod(voxel_size_zyx_a))
@@ -83,7 +91,9 @@ def localize_particles(
         ValueError: on mismatched shapes or a non-positive voxel size.
     """
     if labels.shape != confidence.shape or labels.ndim != 3:
-        raise ValueError(f"labels {labels.shape} and confidence {confidence.shape} must be the same (Z, Y, X) shape")
+        raise ValueError(
+            f"labels {labels.shape} and confidence {confidence.shape} must be the same (Z, Y, X) shape"
+        )
     if any(v <= 0 for v in voxel_size_zyx_a):
         raise ValueError(f"voxel_size_zyx_a must be positive, got {voxel_size_zyx_a}")
     particles = list(particles)
@@ -99,7 +109,9 @@ def localize_particles(
     regions, _ = ndimage.label(confidence >= min(thresholds.values(), default=1.0))
     found: dict[int, tuple[list[np.ndarray], list[float]]] = {p.label: ([], []) for p in particles}
     limits = {
-        p.label: _ClassLimits.of(p, voxel_size_zyx_a, target_radius_fraction, min_volume_fraction, split_volume_fraction)
+        p.label: _ClassLimits.of(
+            p, voxel_size_zyx_a, target_radius_fraction, min_volume_fraction, split_volume_fraction
+        )
         for p in particles
     }
     for index, box in enumerate(ndimage.find_objects(regions), start=1):
@@ -133,15 +145,30 @@ class _ClassLimits:
     painted_radius_vox: float
 
     @classmethod
-    def of(cls, particle: ParticleClass, voxel_size_zyx_a: tuple[float, float, float], target_radius_fraction: float,
-           min_volume_fraction: float, split_volume_fraction: float) -> "_ClassLimits":
+    def of(
+        cls,
+        particle: ParticleClass,
+        voxel_size_zyx_a: tuple[float, float, float],
+        target_radius_fraction: float,
+        min_volume_fraction: float,
+        split_volume_fraction: float,
+    ) -> _ClassLimits:
         blob_vox = expected_blob_volume_vox(particle.radius_a, voxel_size_zyx_a, target_radius_fraction)
-        return cls(min_vox=max(2.0, min_volume_fraction * blob_vox), split_vox=split_volume_fraction * blob_vox,
-                   painted_radius_vox=target_radius_fraction * particle.radius_a / max(voxel_size_zyx_a))
+        return cls(
+            min_vox=max(2.0, min_volume_fraction * blob_vox),
+            split_vox=split_volume_fraction * blob_vox,
+            painted_radius_vox=target_radius_fraction * particle.radius_a / max(voxel_size_zyx_a),
+        )
 
 
-def _add_class_centres(mask: np.ndarray, confidence: np.ndarray, offset: np.ndarray, limits: _ClassLimits,
-                       centres: list[np.ndarray], scores: list[float]) -> None:
+def _add_class_centres(
+    mask: np.ndarray,
+    confidence: np.ndarray,
+    offset: np.ndarray,
+    limits: _ClassLimits,
+    centres: list[np.ndarray],
+    scores: list[float],
+) -> None:
     """Append the picks of one class's voxels ``mask`` (a box at ``offset``) to ``centres``/``scores``."""
     components, count = ndimage.label(mask)
     if count == 0:
@@ -169,8 +196,10 @@ def _add_class_centres(mask: np.ndarray, confidence: np.ndarray, offset: np.ndar
 def _split(local: np.ndarray, painted_radius_vox: float) -> list[np.ndarray]:
     """Split a component of touching blobs into pieces around distance-transform peaks."""
     distance = ndimage.distance_transform_edt(local)
-    min_distance = max(1, int(round(painted_radius_vox)))
-    peaks = peak_local_max(distance, min_distance=min_distance, labels=local.astype(np.int32), exclude_border=False)
+    min_distance = max(1, round(painted_radius_vox))
+    peaks = peak_local_max(
+        distance, min_distance=min_distance, labels=local.astype(np.int32), exclude_border=False
+    )
     if len(peaks) <= 1:
         return [local]
     markers = np.zeros(local.shape, np.int32)

@@ -78,7 +78,9 @@ def _one_hot(target: torch.Tensor, num_classes: int, logits_shape: torch.Size) -
     if target.ndim == 5 and target.shape[1] == 1:
         target = target[:, 0]
     if target.shape != (logits_shape[0], *logits_shape[2:]):
-        raise ValueError(f"target shape {tuple(target.shape)} does not match logits shape {tuple(logits_shape)}")
+        raise ValueError(
+            f"target shape {tuple(target.shape)} does not match logits shape {tuple(logits_shape)}"
+        )
     return F.one_hot(target.long(), num_classes).permute(0, 4, 1, 2, 3)
 
 
@@ -99,6 +101,11 @@ class FocalTverskyLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return focal_tversky_loss(
-            logits, target, alpha=self.alpha, beta=self.beta, gamma=self.gamma,
-            smooth=self.smooth, class_weights=self.class_weights,
+            logits,
+            target,
+            alpha=self.alpha,
+            beta=self.beta,
+            gamma=self.gamma,
+            smooth=self.smooth,
+            class_weights=self.class_weights,
         )

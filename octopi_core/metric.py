@@ -9,8 +9,8 @@ number with the CZII weights from :mod:`octopi_core.particles`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.sparse import csr_array
@@ -97,7 +97,9 @@ def _as_points_xyz_a(value: object, name: str) -> np.ndarray:
     return arr
 
 
-def match_counts(picks_xyz_a: np.ndarray, truth_xyz_a: np.ndarray, match_distance_a: float) -> tuple[int, int, int]:
+def match_counts(
+    picks_xyz_a: np.ndarray, truth_xyz_a: np.ndarray, match_distance_a: float
+) -> tuple[int, int, int]:
     """Count true positives, false positives and false negatives of one class in one tomogram.
 
     A pick and a true particle match when their distance is ``<= match_distance_a``. Each true
@@ -165,11 +167,15 @@ def _resolve_classes(particles: Iterable[ParticleClass | str]) -> tuple[Particle
 def _canonical_runs(runs: Mapping[str, Mapping[str, object]], arg: str) -> dict[str, dict[str, np.ndarray]]:
     """Check ``{run: {class: (N, 3)}}`` and return it with canonical class names and float arrays."""
     if not isinstance(runs, Mapping):
-        raise ValueError(f"{arg} must map run names to {{class name: (N, 3) xyz Å}}; got {type(runs).__name__}")
+        raise ValueError(
+            f"{arg} must map run names to {{class name: (N, 3) xyz Å}}; got {type(runs).__name__}"
+        )
     out: dict[str, dict[str, np.ndarray]] = {}
     for run, classes in runs.items():
         if not isinstance(classes, Mapping):
-            raise ValueError(f"{arg}[{run!r}] must map class names to (N, 3) arrays; got {type(classes).__name__}")
+            raise ValueError(
+                f"{arg}[{run!r}] must map class names to (N, 3) arrays; got {type(classes).__name__}"
+            )
         by_name: dict[str, np.ndarray] = {}
         for name, xyz in classes.items():
             try:
@@ -241,7 +247,9 @@ def score_picks(
         is_empty = tp + fp + fn == 0
         weight = 0.0 if (skip_empty_classes and is_empty) else float(particle.score_weight)
         scores.append(
-            ClassScore(particle.name, tp, fp, fn, precision, recall, f_beta(precision, recall, beta_value), weight)
+            ClassScore(
+                particle.name, tp, fp, fn, precision, recall, f_beta(precision, recall, beta_value), weight
+            )
         )
     total_weight = sum(s.weight for s in scores)
     weighted = sum(s.weight * s.f_beta for s in scores) / total_weight if total_weight > 0 else 0.0

@@ -25,6 +25,7 @@ from .particles import PARTICLE_CLASSES
 
 __all__ = ["build_model", "count_parameters", "save_checkpoint", "load_checkpoint", "load_octopi_checkpoint"]
 
+
 def build_model(config: ModelConfig | None = None) -> UNet:
     """Build the (untrained) network described by ``config`` (default: the published picker)."""
     config = config or ModelConfig()
@@ -64,7 +65,9 @@ def save_checkpoint(model: torch.nn.Module, config: ModelConfig, directory: str 
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights_path))
     digest = _sha256(weights_path)
-    saved = config.model_copy(update={"weights_sha256": digest, "version": config.version or f"octopi-unet-{digest[:12]}"})
+    saved = config.model_copy(
+        update={"weights_sha256": digest, "version": config.version or f"octopi-unet-{digest[:12]}"}
+    )
     (directory / CONFIG_FILE).write_text(saved.model_dump_json(indent=2))
     return saved
 
@@ -91,7 +94,9 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     except (ValidationError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint config {str(config_path)!r} is invalid: {e}") from e
     if config.weights_sha256 and _sha256(weights_path) != config.weights_sha256:
-        raise CheckpointError(f"checkpoint weights {str(weights_path)!r} do not match the SHA-256 in its config (corrupt?)")
+        raise CheckpointError(
+            f"checkpoint weights {str(weights_path)!r} do not match the SHA-256 in its config (corrupt?)"
+        )
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as e:
@@ -144,7 +149,9 @@ def load_octopi_checkpoint(
     except Exception as e:  # torch raises several types for bad or unsafe pickles
         raise CheckpointError(f"Octopi weights {str(weights_path)!r} could not be loaded safely: {e}") from e
     if not isinstance(state, dict):
-        raise CheckpointError(f"Octopi weights {str(weights_path)!r} hold a {type(state).__name__}, not a state_dict")
+        raise CheckpointError(
+            f"Octopi weights {str(weights_path)!r} hold a {type(state).__name__}, not a state_dict"
+        )
     return _model_from_state(state, config, str(weights_path), device), config
 
 

@@ -3,11 +3,20 @@ the worker's bookkeeping can import them without loading the network)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
-__all__ = ["PredictOptions", "DEFAULT_WINDOW_VOX", "DEFAULT_OVERLAP", "FAST_WINDOW_VOX", "FAST_OVERLAP",
-           "DEFAULT_BATCH_SIZE", "MIN_AXIS_VOX", "window_triple", "parse_window"]
+__all__ = [
+    "PredictOptions",
+    "DEFAULT_WINDOW_VOX",
+    "DEFAULT_OVERLAP",
+    "FAST_WINDOW_VOX",
+    "FAST_OVERLAP",
+    "DEFAULT_BATCH_SIZE",
+    "MIN_AXIS_VOX",
+    "window_triple",
+    "parse_window",
+]
 
 # Chosen by measurement (README, "Performance"): the shipped model, trained on 64^3 patches,
 # loses accuracy in larger windows (instance norm sees other statistics), so the windows stay

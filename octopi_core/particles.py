@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 __all__ = [
     "ParticleClass",
@@ -89,7 +89,9 @@ def particle_by_label(label: int) -> ParticleClass:
     try:
         return _BY_LABEL[int(label)]
     except KeyError:
-        raise ValueError(f"no particle class has label {label!r}; labels are 1..{len(PARTICLE_CLASSES)}") from None
+        raise ValueError(
+            f"no particle class has label {label!r}; labels are 1..{len(PARTICLE_CLASSES)}"
+        ) from None
 
 
 def resolve_particles(names: Iterable[str] | None) -> tuple[ParticleClass, ...]:

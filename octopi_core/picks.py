@@ -7,7 +7,7 @@ tomogram sits at ``origin + i * voxel_size`` Å). The same document holds ground
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,10 +44,12 @@ class PicksDocument(BaseModel):
     unit: str = Field("angstrom", description="unit of x, y, z")
     voxel_size_xyz_a: tuple[float, float, float] = Field(description="voxel size of the original tomogram, Å")
     shape_zyx: tuple[int, int, int] | None = Field(None, description="shape of the original tomogram, voxels")
-    model_version: str | None = Field(None, description="version of the model that made the picks; null for truth")
+    model_version: str | None = Field(
+        None, description="version of the model that made the picks; null for truth"
+    )
     picks: dict[str, list[PickPoint]] = Field(default_factory=dict)
     timings_s: dict[str, float] = Field(default_factory=dict)
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def counts(self) -> dict[str, int]:
         """Number of picks per class."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -17,7 +18,10 @@ from .export import picks_document_from_voxels
 from .inference import segment_tomogram
 from .io import load_tomogram
 from .localize import (
-    DEFAULT_MIN_VOLUME_FRACTION, DEFAULT_TARGET_RADIUS_FRACTION, DEFAULT_THRESHOLD, localize_particles,
+    DEFAULT_MIN_VOLUME_FRACTION,
+    DEFAULT_TARGET_RADIUS_FRACTION,
+    DEFAULT_THRESHOLD,
+    localize_particles,
 )
 from .model import load_checkpoint
 from .model_config import default_checkpoint_dir
@@ -71,8 +75,9 @@ class Picker:
         if threshold is None:
             threshold = tuned.get("thresholds") or tuned.get("threshold", DEFAULT_THRESHOLD)
         return {
-            "target_radius_fraction": float(self.config.training.get("target_radius_fraction",
-                                                                     DEFAULT_TARGET_RADIUS_FRACTION)),
+            "target_radius_fraction": float(
+                self.config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION)
+            ),
             "threshold": threshold,
             "min_volume_fraction": float(tuned.get("min_volume_fraction", DEFAULT_MIN_VOLUME_FRACTION)),
         }
@@ -114,8 +119,11 @@ class Picker:
         if on_stage:
             on_stage(Stage.FETCHING)
         tomogram = load_tomogram(
-            uri, target_voxel_size_a=self.config.voxel_size_a, voxel_size_a=options.voxel_size_a,
-            min_shape_zyx=(MIN_AXIS_VOX,) * 3, storage_options=options.storage_options,
+            uri,
+            target_voxel_size_a=self.config.voxel_size_a,
+            voxel_size_a=options.voxel_size_a,
+            min_shape_zyx=(MIN_AXIS_VOX,) * 3,
+            storage_options=options.storage_options,
         )
         timings["read"] = time.perf_counter() - started
 
@@ -123,9 +131,16 @@ class Picker:
             on_stage(Stage.INFERRING)
         mark = time.perf_counter()
         segmentation = segment_tomogram(
-            self.model, tomogram.volume, num_classes=self.config.out_channels, window_vox=options.window_vox,
-            overlap=options.overlap, batch_size=options.batch_size, device=self.device, tta=options.tta,
-            progress=progress, should_cancel=should_cancel,
+            self.model,
+            tomogram.volume,
+            num_classes=self.config.out_channels,
+            window_vox=options.window_vox,
+            overlap=options.overlap,
+            batch_size=options.batch_size,
+            device=self.device,
+            tta=options.tta,
+            progress=progress,
+            should_cancel=should_cancel,
         )
         del tomogram.volume
         timings["inference"] = time.perf_counter() - mark
@@ -134,14 +149,23 @@ class Picker:
             on_stage(Stage.LOCALIZING)
         mark = time.perf_counter()
         found = localize_particles(
-            segmentation.labels, segmentation.confidence, voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
-            particles=particles, min_score=options.min_score, **self.localize_settings(options.threshold),
+            segmentation.labels,
+            segmentation.confidence,
+            voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
+            particles=particles,
+            min_score=options.min_score,
+            **self.localize_settings(options.threshold),
         )
         timings["localize"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
         return picks_document_from_voxels(
-            found, voxel_size_zyx_a=tomogram.voxel_size_zyx_a, origin_zyx_a=tomogram.origin_zyx_a,
-            tomogram_uri=uri, run_name=run_name_from_uri(uri),
-            source_voxel_size_zyx_a=tomogram.source_voxel_size_zyx_a, source_shape_zyx=tomogram.source_shape_zyx,
-            model_version=self.version, timings_s={k: round(v, 4) for k, v in timings.items()},
+            found,
+            voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
+            origin_zyx_a=tomogram.origin_zyx_a,
+            tomogram_uri=uri,
+            run_name=run_name_from_uri(uri),
+            source_voxel_size_zyx_a=tomogram.source_voxel_size_zyx_a,
+            source_shape_zyx=tomogram.source_shape_zyx,
+            model_version=self.version,
+            timings_s={k: round(v, 4) for k, v in timings.items()},
         )

@@ -14,8 +14,9 @@ from pathlib import Path
 from .metric import Score, score_documents
 from .model import load_checkpoint, save_checkpoint
 from .model_config import read_config
-from .pipeline import Picker, PredictOptions
+from .options import PredictOptions
 from .picks import PicksDocument
+from .pipeline import Picker
 from .registry import Registry
 from .synth import HELD_OUT_SETTINGS, PhantomSettings, make_phantom, write_phantom
 
@@ -30,7 +31,11 @@ class EvaluationSet:
 
 
 def held_out_set(
-    directory: str | Path, *, count: int = 4, seed: int = 900_000, shape_zyx: tuple[int, int, int] = (128, 256, 256),
+    directory: str | Path,
+    *,
+    count: int = 4,
+    seed: int = 900_000,
+    shape_zyx: tuple[int, int, int] = (128, 256, 256),
     settings: PhantomSettings = HELD_OUT_SETTINGS,
 ) -> EvaluationSet:
     """Generate (once) and return held-out tomograms from generator settings not used in training.
@@ -50,7 +55,11 @@ def held_out_set(
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, evaluation: EvaluationSet, *, options: PredictOptions = PredictOptions(), device: str | None = None,
+    checkpoint: str | Path,
+    evaluation: EvaluationSet,
+    *,
+    options: PredictOptions = PredictOptions(),
+    device: str | None = None,
 ) -> Score:
     """Pick every tomogram of ``evaluation`` with ``checkpoint`` and score against the truth."""
     picker = Picker(checkpoint, device=device)
@@ -72,7 +81,11 @@ class PromotionResult:
 
 
 def promote(
-    registry: Registry, candidate_dir: str | Path, evaluation: EvaluationSet, *, options: PredictOptions = PredictOptions(),
+    registry: Registry,
+    candidate_dir: str | Path,
+    evaluation: EvaluationSet,
+    *,
+    options: PredictOptions = PredictOptions(),
     device: str | None = None,
 ) -> PromotionResult:
     """Score the candidate and the champion on the same tomograms; move the pointer if the candidate wins.
@@ -91,17 +104,39 @@ def promote(
     champion_dir = registry.resolve(champion_version)
     if not (champion_dir / "config.json").is_file():
         registry.set_champion(version, reason="first model in the registry")
-        return PromotionResult(version, candidate_score.weighted_f_beta, None, None, True, "no champion to beat")
+        return PromotionResult(
+            version, candidate_score.weighted_f_beta, None, None, True, "no champion to beat"
+        )
     champion_version = champion_version or read_config(champion_dir).version
     if champion_version == version:
-        return PromotionResult(version, candidate_score.weighted_f_beta, version, candidate_score.weighted_f_beta, False,
-                               "candidate is already the champion")
+        return PromotionResult(
+            version,
+            candidate_score.weighted_f_beta,
+            version,
+            candidate_score.weighted_f_beta,
+            False,
+            "candidate is already the champion",
+        )
     champion_score = evaluate_checkpoint(champion_dir, evaluation, options=options, device=device)
     if candidate_score.weighted_f_beta > champion_score.weighted_f_beta:
-        reason = f"weighted F-beta {candidate_score.weighted_f_beta:.4f} > {champion_score.weighted_f_beta:.4f}"
+        reason = (
+            f"weighted F-beta {candidate_score.weighted_f_beta:.4f} > {champion_score.weighted_f_beta:.4f}"
+        )
         registry.set_champion(version, reason=reason)
-        return PromotionResult(version, candidate_score.weighted_f_beta, champion_version, champion_score.weighted_f_beta,
-                               True, reason)
+        return PromotionResult(
+            version,
+            candidate_score.weighted_f_beta,
+            champion_version,
+            champion_score.weighted_f_beta,
+            True,
+            reason,
+        )
     reason = f"weighted F-beta {candidate_score.weighted_f_beta:.4f} <= champion's {champion_score.weighted_f_beta:.4f}"
-    return PromotionResult(version, candidate_score.weighted_f_beta, champion_version, champion_score.weighted_f_beta,
-                           False, reason)
+    return PromotionResult(
+        version,
+        candidate_score.weighted_f_beta,
+        champion_version,
+        champion_score.weighted_f_beta,
+        False,
+        reason,
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
@@ -50,11 +50,15 @@ class Registry:
         storage_options: passed to fsspec (e.g. S3 endpoint, credentials).
     """
 
-    def __init__(self, root: str | Path, *, cache_dir: str | Path | None = None, storage_options: dict | None = None) -> None:
+    def __init__(
+        self, root: str | Path, *, cache_dir: str | Path | None = None, storage_options: dict | None = None
+    ) -> None:
         self.root = str(root).rstrip("/")
         self.fs, self._path = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
         self.is_local = self.fs.protocol in ("file", "local") or "file" in self.fs.protocol
-        default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "octopi-serve" / "models"
+        default_cache = (
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "octopi-serve" / "models"
+        )
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache
 
     def _join(self, *parts: str) -> str:
@@ -81,9 +85,13 @@ class Registry:
             with self.fs.open(path, "r") as stream:
                 return ModelConfig.model_validate_json(stream.read())
         except FileNotFoundError:
-            raise CheckpointError(f"model version {version!r} is not in the registry at {self.root}") from None
+            raise CheckpointError(
+                f"model version {version!r} is not in the registry at {self.root}"
+            ) from None
         except Exception as e:
-            raise CheckpointError(f"config of model version {version!r} in {self.root} is unreadable: {e}") from e
+            raise CheckpointError(
+                f"config of model version {version!r} in {self.root} is unreadable: {e}"
+            ) from e
 
     def champion_version(self) -> str | None:
         """The champion's version, or None when none was promoted."""
@@ -100,7 +108,9 @@ class Registry:
         champion = self.champion_version()
         entries = [ModelEntry(v, self.config(v), v == champion) for v in self.versions()]
         shipped = default_checkpoint_dir()
-        if (shipped / CONFIG_FILE).is_file() and not any(e.version == read_config(shipped).version for e in entries):
+        if (shipped / CONFIG_FILE).is_file() and not any(
+            e.version == read_config(shipped).version for e in entries
+        ):
             entries.append(ModelEntry(read_config(shipped).version, read_config(shipped), champion is None))
         return entries
 
@@ -143,15 +153,21 @@ class Registry:
         checkpoint_dir = Path(checkpoint_dir)
         config = read_config(checkpoint_dir)
         if not config.version or not (checkpoint_dir / WEIGHTS_FILE).is_file():
-            raise CheckpointError(f"{checkpoint_dir} is not a complete checkpoint (needs a version and {WEIGHTS_FILE})")
+            raise CheckpointError(
+                f"{checkpoint_dir} is not a complete checkpoint (needs a version and {WEIGHTS_FILE})"
+            )
         target = self._join("models", config.version)
         if self.fs.exists(f"{target}/{CONFIG_FILE}"):
             if self.config(config.version).weights_sha256 != config.weights_sha256:
-                raise CheckpointError(f"version {config.version} already exists with other weights; versions are immutable")
+                raise CheckpointError(
+                    f"version {config.version} already exists with other weights; versions are immutable"
+                )
             return config.version
         self.fs.makedirs(target, exist_ok=True)
         self.fs.put(str(checkpoint_dir / WEIGHTS_FILE), f"{target}/{WEIGHTS_FILE}")
-        self.fs.put(str(checkpoint_dir / CONFIG_FILE), f"{target}/{CONFIG_FILE}")  # config last: marks it complete
+        self.fs.put(
+            str(checkpoint_dir / CONFIG_FILE), f"{target}/{CONFIG_FILE}"
+        )  # config last: marks it complete
         return config.version
 
     def set_champion(self, version: str, *, reason: str = "") -> None:
@@ -162,7 +178,7 @@ class Registry:
         """
         self.config(version)  # raises for unknown versions
         record = self._champion_record() or {"history": []}
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         history = record.get("history", []) + [{"version": version, "updated_at": now, "reason": reason}]
         content = json.dumps({"version": version, "updated_at": now, "history": history}, indent=2)
         self.fs.makedirs(self._path, exist_ok=True)

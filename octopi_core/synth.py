@@ -20,9 +20,9 @@ The truth is returned as xyz coordinates in Å (voxel ``i`` sits at ``i * voxel_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.fft
@@ -111,8 +111,11 @@ class Phantom:
         }
         vz, vy, vx = self.voxel_size_zyx_a
         return PicksDocument(
-            tomogram_uri=tomogram_uri or run_name, run_name=run_name, voxel_size_xyz_a=(vx, vy, vz),
-            shape_zyx=tuple(self.volume.shape), picks=picks,
+            tomogram_uri=tomogram_uri or run_name,
+            run_name=run_name,
+            voxel_size_xyz_a=(vx, vy, vz),
+            shape_zyx=tuple(self.volume.shape),
+            picks=picks,
         )
 
 
@@ -190,8 +193,12 @@ def _clutter_blobs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, fl
 
 
 def _render_blobs(
-    volume: np.ndarray, centre_zyx_a: np.ndarray, centres_a: np.ndarray, sigmas_a: np.ndarray,
-    voxel_size_zyx_a: np.ndarray, amplitude: float,
+    volume: np.ndarray,
+    centre_zyx_a: np.ndarray,
+    centres_a: np.ndarray,
+    sigmas_a: np.ndarray,
+    voxel_size_zyx_a: np.ndarray,
+    amplitude: float,
 ) -> None:
     """Add one object (blobs, saturated so overlaps do not over-brighten) into ``volume`` in place."""
     extent_a = np.abs(centres_a).max(axis=0) + 3 * sigmas_a.max()
@@ -204,12 +211,16 @@ def _render_blobs(
     zz, yy, xx = np.meshgrid(*axes, indexing="ij", sparse=True)
     total = np.zeros((hi_c - lo_c), dtype=np.float32)
     for (cz, cy, cx), sigma in zip(centres_a, sigmas_a):
-        total += np.exp(-((zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma)).astype(np.float32)
-    region = volume[lo_c[0]:hi_c[0], lo_c[1]:hi_c[1], lo_c[2]:hi_c[2]]
+        total += np.exp(-((zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma)).astype(
+            np.float32
+        )
+    region = volume[lo_c[0] : hi_c[0], lo_c[1] : hi_c[1], lo_c[2] : hi_c[2]]
     np.maximum(region, amplitude * (1 - np.exp(-1.5 * total)), out=region)
 
 
-def _render_vesicle(volume: np.ndarray, centre_zyx_a: np.ndarray, radius_a: float, voxel_size_zyx_a: np.ndarray) -> None:
+def _render_vesicle(
+    volume: np.ndarray, centre_zyx_a: np.ndarray, radius_a: float, voxel_size_zyx_a: np.ndarray
+) -> None:
     """Add a lipid bilayer vesicle (two leaflets 40 Å apart) into ``volume`` in place."""
     extent = radius_a + 60
     lo = np.maximum(np.floor((centre_zyx_a - extent) / voxel_size_zyx_a).astype(int), 0)
@@ -219,8 +230,10 @@ def _render_vesicle(volume: np.ndarray, centre_zyx_a: np.ndarray, radius_a: floa
     axes = [np.arange(lo[d], hi[d]) * voxel_size_zyx_a[d] - centre_zyx_a[d] for d in range(3)]
     zz, yy, xx = np.meshgrid(*axes, indexing="ij", sparse=True)
     distance = np.sqrt(zz**2 + yy**2 + xx**2)
-    leaflets = np.exp(-((distance - radius_a - 20) ** 2) / 200) + np.exp(-((distance - radius_a + 20) ** 2) / 200)
-    region = volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    leaflets = np.exp(-((distance - radius_a - 20) ** 2) / 200) + np.exp(
+        -((distance - radius_a + 20) ** 2) / 200
+    )
+    region = volume[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
     np.maximum(region, (0.8 * leaflets).astype(np.float32), out=region)
 
 
@@ -232,23 +245,31 @@ def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
 
 
 def _place(
-    rng: np.random.Generator, radius_a: float, extent_zyx_a: np.ndarray, slab_zyx_a: tuple[float, float],
-    placed: list[tuple[np.ndarray, float]], tries: int = 30,
+    rng: np.random.Generator,
+    radius_a: float,
+    extent_zyx_a: np.ndarray,
+    slab_zyx_a: tuple[float, float],
+    placed: list[tuple[np.ndarray, float]],
+    tries: int = 30,
 ) -> np.ndarray | None:
     """A random centre inside the sample slab not overlapping anything placed; None if crowded out."""
     for _ in range(tries):
         margin = 0.5 * radius_a
-        centre = np.array([
-            rng.uniform(slab_zyx_a[0] + margin, slab_zyx_a[1] - margin),
-            rng.uniform(margin, extent_zyx_a[1] - margin),
-            rng.uniform(margin, extent_zyx_a[2] - margin),
-        ])
+        centre = np.array(
+            [
+                rng.uniform(slab_zyx_a[0] + margin, slab_zyx_a[1] - margin),
+                rng.uniform(margin, extent_zyx_a[1] - margin),
+                rng.uniform(margin, extent_zyx_a[2] - margin),
+            ]
+        )
         if all(np.linalg.norm(centre - c) >= 0.9 * (radius_a + r) for c, r in placed):
             return centre
     return None
 
 
-def make_phantom(seed: int, settings: PhantomSettings | None = None, *, shape_zyx: tuple[int, int, int] | None = None) -> Phantom:
+def make_phantom(
+    seed: int, settings: PhantomSettings | None = None, *, shape_zyx: tuple[int, int, int] | None = None
+) -> Phantom:
     """Generate one synthetic tomogram and its truth, reproducibly from ``seed``.
 
     Args:
@@ -269,7 +290,10 @@ def make_phantom(seed: int, settings: PhantomSettings | None = None, *, shape_zy
     if len(shape) != 3 or min(shape) < 32:
         raise ValueError(f"shape_zyx must be three sizes of at least 32 voxels, got {shape}")
     rng = np.random.default_rng(int(seed))
-    vs = np.array(settings.voxel_size_a if isinstance(settings.voxel_size_a, tuple) else (settings.voxel_size_a,) * 3, float)
+    vs = np.array(
+        settings.voxel_size_a if isinstance(settings.voxel_size_a, tuple) else (settings.voxel_size_a,) * 3,
+        float,
+    )
     extent_a = np.array(shape) * vs
     thickness = _uniform(rng, settings.sample_thickness_fraction) * extent_a[0]
     slab_start = rng.uniform(0, extent_a[0] - thickness)
@@ -304,11 +328,13 @@ def make_phantom(seed: int, settings: PhantomSettings | None = None, *, shape_zy
         scale, sigma_scale = jitter[particle.name]
         centres = centres * scale + rng.normal(0, settings.shape_jitter * particle.radius_a, centres.shape)
         centres = Rotation.random(random_state=rng).apply(centres)
-        _render_blobs(density, centre, centres, sigmas * sigma_scale, vs, amplitude=float(rng.uniform(0.85, 1.0)))
+        _render_blobs(
+            density, centre, centres, sigmas * sigma_scale, vs, amplitude=float(rng.uniform(0.85, 1.0))
+        )
         placed.append((centre, particle.radius_a))
         truth[particle.name].append(centre)
 
-    clutter = int(round(_uniform(rng, settings.clutter_per_1e9_a3) * slab_volume_1e9))
+    clutter = round(_uniform(rng, settings.clutter_per_1e9_a3) * slab_volume_1e9)
     clutter_centres: list[np.ndarray] = []
     for _ in range(clutter):
         centres, sigmas, radius = _clutter_blobs(rng)
@@ -341,9 +367,14 @@ def make_phantom(seed: int, settings: PhantomSettings | None = None, *, shape_zy
     }
     volume = _image(density, vs, drawn, rng)
     del density
-    return Phantom(volume=volume, voxel_size_zyx_a=tuple(float(v) for v in vs),
-                   truth_xyz_a={name: _xyz(points) for name, points in truth.items()},
-                   seed=int(seed), settings=drawn, clutter_xyz_a=_xyz(clutter_centres))
+    return Phantom(
+        volume=volume,
+        voxel_size_zyx_a=tuple(float(v) for v in vs),
+        truth_xyz_a={name: _xyz(points) for name, points in truth.items()},
+        seed=int(seed),
+        settings=drawn,
+        clutter_xyz_a=_xyz(clutter_centres),
+    )
 
 
 def _xyz(centres_zyx: list[np.ndarray]) -> np.ndarray:
@@ -359,7 +390,9 @@ def _image(density: np.ndarray, vs: np.ndarray, drawn: dict, rng: np.random.Gene
     kx = scipy.fft.rfftfreq(shape[2], d=vs[2]).astype(np.float32)[None, None, :]
     k2 = kz**2 + ky**2 + kx**2
     lam = _ELECTRON_WAVELENGTH_300KV_A
-    chi = np.pi * lam * drawn["defocus_um"] * 1e4 * k2 - 0.5 * np.pi * _SPHERICAL_ABERRATION_A * lam**3 * k2**2
+    chi = (
+        np.pi * lam * drawn["defocus_um"] * 1e4 * k2 - 0.5 * np.pi * _SPHERICAL_ABERRATION_A * lam**3 * k2**2
+    )
     a = drawn["amplitude_contrast"]
     ctf = -(np.sqrt(1 - a * a) * np.sin(chi) + a * np.cos(chi))
     if drawn["phase_flipped"]:
@@ -395,7 +428,9 @@ def _image(density: np.ndarray, vs: np.ndarray, drawn: dict, rng: np.random.Gene
     grad = drawn["ice_gradient"] * signal_std
     zz, yy, xx = (np.linspace(-1, 1, n, dtype=np.float32) for n in shape)
     direction = rng.normal(size=3)
-    signal += grad * (direction[0] * zz[:, None, None] + direction[1] * yy[None, :, None] + direction[2] * xx[None, None, :])
+    signal += grad * (
+        direction[0] * zz[:, None, None] + direction[1] * yy[None, :, None] + direction[2] * xx[None, None, :]
+    )
     if drawn["inverted"]:
         np.negative(signal, out=signal)
     signal *= drawn["grey_scale"]
@@ -403,7 +438,9 @@ def _image(density: np.ndarray, vs: np.ndarray, drawn: dict, rng: np.random.Gene
     return signal
 
 
-def write_phantom(phantom: Phantom, directory: str | Path, run_name: str, *, fmt: str = "zarr", zarr_format: int = 2) -> tuple[Path, Path]:
+def write_phantom(
+    phantom: Phantom, directory: str | Path, run_name: str, *, fmt: str = "zarr", zarr_format: int = 2
+) -> tuple[Path, Path]:
     """Write a phantom's tomogram and truth.
 
     Args:

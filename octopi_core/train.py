@@ -19,10 +19,11 @@ import math
 import multiprocessing
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,8 +44,17 @@ from .options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX
 from .particles import PARTICLE_CLASSES
 from .synth import Phantom, PhantomSettings, make_phantom
 
-__all__ = ["TrainConfig", "load_train_config", "paint_targets", "train", "PRESETS", "TrainingResult", "validate_model",
-           "tune_localization", "tune_checkpoint"]
+__all__ = [
+    "TrainConfig",
+    "load_train_config",
+    "paint_targets",
+    "train",
+    "PRESETS",
+    "TrainingResult",
+    "validate_model",
+    "tune_localization",
+    "tune_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 WindowVox = int | tuple[int, int, int] | None
@@ -65,22 +75,36 @@ class TrainConfig(BaseModel):
     output_dir: str = "runs/train"
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = torch's default")
     device: str = "auto"
-    init_checkpoint: str | None = Field(None, description="start from this checkpoint's weights ('default' = the shipped model)")
+    init_checkpoint: str | None = Field(
+        None, description="start from this checkpoint's weights ('default' = the shipped model)"
+    )
     # data
     train_settings: PhantomSettings = Field(default_factory=PhantomSettings)
     val_settings: PhantomSettings = Field(default_factory=PhantomSettings)
     train_pool_size: int = Field(8, ge=1, description="tomograms held in memory")
     refresh_per_epoch: int = Field(2, ge=0, description="pool tomograms replaced by new ones each epoch")
-    data_workers: int = Field(0, ge=0, description="processes making the next epoch's new tomograms while the network "
-                                                   "trains; 0 = made in the training process between epochs")
-    data_threads: int = Field(1, ge=1, description="threads cutting the next batches while the network trains")
+    data_workers: int = Field(
+        0,
+        ge=0,
+        description="processes making the next epoch's new tomograms while the network "
+        "trains; 0 = made in the training process between epochs",
+    )
+    data_threads: int = Field(
+        1, ge=1, description="threads cutting the next batches while the network trains"
+    )
     val_tomograms: int = Field(2, ge=1)
     patch_vox: int = Field(112, ge=16, multiple_of=4)
     background_patch_fraction: float = Field(0.1, ge=0, le=1)
     hard_negative_patch_fraction: float = Field(
-        0.0, ge=0, le=1, description="patches centred on unlabelled look-alike proteins (clutter), which teach the "
-                                     "network what not to pick")
-    class_sampling_weights: dict[str, float] = Field(default_factory=lambda: {p.name: 1.0 for p in PARTICLE_CLASSES})
+        0.0,
+        ge=0,
+        le=1,
+        description="patches centred on unlabelled look-alike proteins (clutter), which teach the "
+        "network what not to pick",
+    )
+    class_sampling_weights: dict[str, float] = Field(
+        default_factory=lambda: {p.name: 1.0 for p in PARTICLE_CLASSES}
+    )
     target_radius_fraction: float = Field(DEFAULT_TARGET_RADIUS_FRACTION, gt=0, le=1)
     # augmentation
     intensity_scale: tuple[float, float] = (0.8, 1.25)
@@ -95,19 +119,26 @@ class TrainConfig(BaseModel):
     dropout: float = Field(0.23, ge=0, lt=1)
     loss_alpha: float = Field(FOCAL_TVERSKY_ALPHA, ge=0, le=1)
     loss_gamma: float = Field(FOCAL_TVERSKY_GAMMA, gt=0)
-    cross_entropy_weight: float = Field(0.0, ge=0, description="adds weighted cross-entropy to the Focal Tversky loss")
+    cross_entropy_weight: float = Field(
+        0.0, ge=0, description="adds weighted cross-entropy to the Focal Tversky loss"
+    )
     ema_decay: float = Field(0.99, ge=0, lt=1)
     amp: bool = Field(True, description="mixed precision (bf16) on CUDA; ignored on the CPU")
     # validation and stopping
     val_every_epochs: int = Field(1, ge=1)
     val_window_vox: int | tuple[int, int, int] | None = Field(
-        None, description="validation/tuning window, voxels (N or [z, y, x]); None = the inference defaults")
+        None, description="validation/tuning window, voxels (N or [z, y, x]); None = the inference defaults"
+    )
     selection_metric: Literal["mean_f_beta", "weighted_f_beta"] = "mean_f_beta"
     patience_epochs: int = Field(20, ge=1, description="stop after this many validations without improvement")
-    tune_localization: bool = Field(True, description="after training, tune the pick threshold on new tomograms")
+    tune_localization: bool = Field(
+        True, description="after training, tune the pick threshold on new tomograms"
+    )
     tune_data: Literal["validation", "training"] = Field(
-        "validation", description="generator settings of the tuning tomograms: val_settings or the (usually broader) "
-                                  "train_settings, which keeps clean data from being over-picked")
+        "validation",
+        description="generator settings of the tuning tomograms: val_settings or the (usually broader) "
+        "train_settings, which keeps clean data from being over-picked",
+    )
     tune_tomograms: int | None = Field(None, ge=1, description="tuning tomograms; None = val_tomograms")
     max_wall_s: float = Field(0, ge=0, description="stop after this long; 0 = no limit")
 
@@ -116,7 +147,7 @@ class TrainConfig(BaseModel):
         return self.train_settings if data == "training" else self.val_settings
 
     @model_validator(mode="after")
-    def _patch_fractions_fit(self) -> "TrainConfig":
+    def _patch_fractions_fit(self) -> TrainConfig:
         if self.background_patch_fraction + self.hard_negative_patch_fraction > 1:
             raise ValueError("background_patch_fraction + hard_negative_patch_fraction must not exceed 1")
         return self
@@ -132,7 +163,9 @@ def load_train_config(source: str | Path) -> TrainConfig:
     if not path.exists() and str(source) in PRESETS:
         path = _PRESET_DIR / f"{source}.yaml"
     if not path.is_file():
-        raise ValueError(f"training config {str(source)!r} is neither a file nor a preset ({', '.join(PRESETS)})")
+        raise ValueError(
+            f"training config {str(source)!r} is neither a file nor a preset ({', '.join(PRESETS)})"
+        )
     try:
         if path.suffix == ".toml":
             import tomllib
@@ -150,7 +183,9 @@ def load_train_config(source: str | Path) -> TrainConfig:
 
 
 def paint_targets(
-    shape_zyx: tuple[int, int, int], truth_xyz_a: dict[str, np.ndarray], voxel_size_zyx_a: tuple[float, float, float],
+    shape_zyx: tuple[int, int, int],
+    truth_xyz_a: dict[str, np.ndarray],
+    voxel_size_zyx_a: tuple[float, float, float],
     target_radius_fraction: float,
 ) -> np.ndarray:
     """Label map with a sphere of ``target_radius_fraction`` x class radius around each particle.
@@ -174,9 +209,9 @@ def paint_targets(
             hi = np.minimum(np.ceil(centre + radius_a / vs).astype(int) + 1, shape_zyx)
             if np.any(hi <= lo):
                 continue
-            grids = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+            grids = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
             inside = sum(((g - c) * v) ** 2 for g, c, v in zip(grids, centre, vs)) <= radius_a**2
-            labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][inside] = particle.label
+            labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside] = particle.label
     return labels
 
 
@@ -185,7 +220,9 @@ class _Sample:
 
     def __init__(self, phantom: Phantom, target_radius_fraction: float) -> None:
         self.volume = normalize_volume(phantom.volume.astype(np.float32, copy=False))
-        self.labels = paint_targets(self.volume.shape, phantom.truth_xyz_a, phantom.voxel_size_zyx_a, target_radius_fraction)
+        self.labels = paint_targets(
+            self.volume.shape, phantom.truth_xyz_a, phantom.voxel_size_zyx_a, target_radius_fraction
+        )
         vs = np.asarray(phantom.voxel_size_zyx_a)
         self.centres_vox = {name: pts[:, ::-1] / vs for name, pts in phantom.truth_xyz_a.items() if len(pts)}
         self.clutter_vox = phantom.clutter_xyz_a[:, ::-1] / vs
@@ -233,10 +270,15 @@ class _PatchSampler:
         clutter_holders = [s for s in pool if len(s.clutter_vox)]
         if kind < self.config.background_patch_fraction:
             centre = rng.uniform(0, shape)
-        elif kind < self.config.background_patch_fraction + self.config.hard_negative_patch_fraction and clutter_holders:
+        elif (
+            kind < self.config.background_patch_fraction + self.config.hard_negative_patch_fraction
+            and clutter_holders
+        ):
             sample = clutter_holders[rng.integers(len(clutter_holders))]
             shape = np.array(sample.volume.shape)
-            centre = sample.clutter_vox[rng.integers(len(sample.clutter_vox))] + rng.uniform(-size / 8, size / 8, 3)
+            centre = sample.clutter_vox[rng.integers(len(sample.clutter_vox))] + rng.uniform(
+                -size / 8, size / 8, 3
+            )
         else:
             name = rng.choice(self.class_names, p=self.class_p)
             holders = [s for s in pool if name in s.centres_vox] or [s for s in pool if s.centres_vox]
@@ -244,7 +286,11 @@ class _PatchSampler:
                 raise TrainingDataError("the training tomograms contain no labelled particles")
             sample = holders[rng.integers(len(holders))]
             shape = np.array(sample.volume.shape)
-            points = sample.centres_vox.get(name) if name in sample.centres_vox else next(iter(sample.centres_vox.values()))
+            points = (
+                sample.centres_vox.get(name)
+                if name in sample.centres_vox
+                else next(iter(sample.centres_vox.values()))
+            )
             centre = points[rng.integers(len(points))] + rng.uniform(-size / 4, size / 4, 3)
         lo = np.clip(np.round(centre - size / 2).astype(int), 0, np.maximum(shape - size, 0))
         box = tuple(slice(a, a + size) for a in lo)
@@ -280,8 +326,11 @@ class _TomogramMaker:
     def __init__(self, config: TrainConfig) -> None:
         self._args = (config.train_settings, config.target_radius_fraction)
         # spawn, not fork: the training process may hold CUDA state and torch threads.
-        self._executor = (ProcessPoolExecutor(config.data_workers, mp_context=multiprocessing.get_context("spawn"))
-                          if config.data_workers else None)
+        self._executor = (
+            ProcessPoolExecutor(config.data_workers, mp_context=multiprocessing.get_context("spawn"))
+            if config.data_workers
+            else None
+        )
 
     def submit(self, seeds: list[int]) -> Callable[[], list[_Sample]]:
         if self._executor is None:
@@ -305,33 +354,55 @@ class TrainingResult(BaseModel):
     scores: dict[str, Any]
 
 
-def _segment_all(model: torch.nn.Module, phantoms: list[Phantom], window_vox: WindowVox, device: torch.device) -> list:
+def _segment_all(
+    model: torch.nn.Module, phantoms: list[Phantom], window_vox: WindowVox, device: torch.device
+) -> list:
     # The inference defaults unless a window is given, so what is validated and tuned is what runs.
     segmentations = []
     for phantom in phantoms:
         volume = normalize_volume(phantom.volume.astype(np.float32, copy=True))
-        segmentations.append(segment_tomogram(model, volume, num_classes=len(PARTICLE_CLASSES) + 1,
-                                              window_vox=window_vox or DEFAULT_WINDOW_VOX, overlap=DEFAULT_OVERLAP,
-                                              device=device))
+        segmentations.append(
+            segment_tomogram(
+                model,
+                volume,
+                num_classes=len(PARTICLE_CLASSES) + 1,
+                window_vox=window_vox or DEFAULT_WINDOW_VOX,
+                overlap=DEFAULT_OVERLAP,
+                device=device,
+            )
+        )
     return segmentations
 
 
 def _score_segmentations(segmentations: list, phantoms: list[Phantom], **localize_settings: float) -> Score:
     picks, truth = [], []
     for i, (seg, phantom) in enumerate(zip(segmentations, phantoms)):
-        found = localize_particles(seg.labels, seg.confidence, voxel_size_zyx_a=phantom.voxel_size_zyx_a,
-                                   **localize_settings)
+        found = localize_particles(
+            seg.labels, seg.confidence, voxel_size_zyx_a=phantom.voxel_size_zyx_a, **localize_settings
+        )
         run = f"val-{i}"
-        picks.append(picks_document_from_voxels(
-            found, voxel_size_zyx_a=phantom.voxel_size_zyx_a, origin_zyx_a=(0.0, 0.0, 0.0), tomogram_uri=run, run_name=run,
-            source_voxel_size_zyx_a=phantom.voxel_size_zyx_a, source_shape_zyx=phantom.volume.shape, model_version=None,
-        ))
+        picks.append(
+            picks_document_from_voxels(
+                found,
+                voxel_size_zyx_a=phantom.voxel_size_zyx_a,
+                origin_zyx_a=(0.0, 0.0, 0.0),
+                tomogram_uri=run,
+                run_name=run,
+                source_voxel_size_zyx_a=phantom.voxel_size_zyx_a,
+                source_shape_zyx=phantom.volume.shape,
+                model_version=None,
+            )
+        )
         truth.append(phantom.truth_document(run))
     return score_documents(picks, truth)
 
 
 def validate_model(
-    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: WindowVox, target_radius_fraction: float,
+    model: torch.nn.Module,
+    phantoms: list[Phantom],
+    *,
+    window_vox: WindowVox,
+    target_radius_fraction: float,
     device: torch.device,
 ) -> Score:
     """Segment, localize and score ``model`` on whole generated tomograms (CZII F-beta)."""
@@ -340,8 +411,13 @@ def validate_model(
 
 
 def tune_localization(
-    model: torch.nn.Module, phantoms: list[Phantom], *, window_vox: WindowVox, target_radius_fraction: float,
-    device: torch.device, thresholds: tuple[float, ...] = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+    model: torch.nn.Module,
+    phantoms: list[Phantom],
+    *,
+    window_vox: WindowVox,
+    target_radius_fraction: float,
+    device: torch.device,
+    thresholds: tuple[float, ...] = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
     min_volume_fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5),
 ) -> tuple[dict[str, Any], Score]:
     """Choose each class's pick threshold and the minimum blob size that maximise the weighted F-beta.
@@ -359,19 +435,32 @@ def tune_localization(
         per_class: dict[str, tuple[float, float]] = {}  # class -> (F-beta, threshold)
         weights: dict[str, float] = {}
         for threshold in thresholds:
-            score = _score_segmentations(segmentations, phantoms, target_radius_fraction=target_radius_fraction,
-                                         threshold=threshold, min_volume_fraction=fraction)
+            score = _score_segmentations(
+                segmentations,
+                phantoms,
+                target_radius_fraction=target_radius_fraction,
+                threshold=threshold,
+                min_volume_fraction=fraction,
+            )
             for c in score.classes:
                 weights[c.particle] = c.weight
                 if c.particle not in per_class or c.f_beta > per_class[c.particle][0]:
                     per_class[c.particle] = (c.f_beta, threshold)
         weighted = sum(weights[n] * f for n, (f, _) in per_class.items()) / max(sum(weights.values()), 1e-12)
         if best is None or weighted > best[0]:
-            best = (weighted, {"thresholds": {n: t for n, (_, t) in per_class.items()}, "min_volume_fraction": fraction})
+            best = (
+                weighted,
+                {"thresholds": {n: t for n, (_, t) in per_class.items()}, "min_volume_fraction": fraction},
+            )
     assert best is not None  # the grids are non-empty
     chosen = best[1]
-    score = _score_segmentations(segmentations, phantoms, target_radius_fraction=target_radius_fraction,
-                                 threshold=chosen["thresholds"], min_volume_fraction=chosen["min_volume_fraction"])
+    score = _score_segmentations(
+        segmentations,
+        phantoms,
+        target_radius_fraction=target_radius_fraction,
+        threshold=chosen["thresholds"],
+        min_volume_fraction=chosen["min_volume_fraction"],
+    )
     return chosen, score
 
 
@@ -380,8 +469,10 @@ def _device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise OctopiError(f"the training config asks for device {name!r}, but no CUDA GPU is available here; "
-                          "set device to 'auto' or 'cpu'")
+        raise OctopiError(
+            f"the training config asks for device {name!r}, but no CUDA GPU is available here; "
+            "set device to 'auto' or 'cpu'"
+        )
     return device
 
 
@@ -438,26 +529,52 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
         model.load_state_dict(start)
         ema.load_state_dict(start)
 
-    val_phantoms = [make_phantom(1_000_000 + config.seed * 1000 + i, config.val_settings) for i in range(config.val_tomograms)]
+    val_phantoms = [
+        make_phantom(1_000_000 + config.seed * 1000 + i, config.val_settings)
+        for i in range(config.val_tomograms)
+    ]
     maker = _TomogramMaker(config)
     try:
-        state, stopped_because = _train_epochs(config, model, ema, optimizer, model_config, val_phantoms, maker, state, device,
-                                               out, on_epoch)
+        state, stopped_because = _train_epochs(
+            config, model, ema, optimizer, model_config, val_phantoms, maker, state, device, out, on_epoch
+        )
     finally:
         maker.close()
     if state["best_epoch"] < 0:
         raise OctopiError("training finished without a validation; no checkpoint was written")
     if config.tune_localization:
-        tune_checkpoint(out / "best", config.generator_settings(config.tune_data), count=config.tune_tomograms or config.val_tomograms,
-                        seed=2_000_000 + config.seed, window_vox=config.val_window_vox, device=config.device)
+        tune_checkpoint(
+            out / "best",
+            config.generator_settings(config.tune_data),
+            count=config.tune_tomograms or config.val_tomograms,
+            seed=2_000_000 + config.seed,
+            window_vox=config.val_window_vox,
+            device=config.device,
+        )
     best = json.loads((out / "best" / "config.json").read_text())
-    return TrainingResult(best_checkpoint=str(out / "best"), best_score=state["best_score"], best_epoch=state["best_epoch"],
-                          epochs_run=state["epoch"], stopped_because=stopped_because, scores=best["scores"])
+    return TrainingResult(
+        best_checkpoint=str(out / "best"),
+        best_score=state["best_score"],
+        best_epoch=state["best_epoch"],
+        epochs_run=state["epoch"],
+        stopped_because=stopped_because,
+        scores=best["scores"],
+    )
 
 
-def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                  model_config: ModelConfig, val_phantoms: list[Phantom], maker: _TomogramMaker, state: dict[str, Any],
-                  device: torch.device, out: Path, on_epoch: Callable[[dict], None] | None) -> tuple[dict[str, Any], str]:
+def _train_epochs(
+    config: TrainConfig,
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    model_config: ModelConfig,
+    val_phantoms: list[Phantom],
+    maker: _TomogramMaker,
+    state: dict[str, Any],
+    device: torch.device,
+    out: Path,
+    on_epoch: Callable[[dict], None] | None,
+) -> tuple[dict[str, Any], str]:
     """Train epoch by epoch from ``state`` until done, stale or out of time; return the state and why it stopped."""
     total_steps = config.epochs * config.steps_per_epoch
     # bf16 only: fp16 would need loss scaling, and GPUs without bf16 are rare among those that train.
@@ -476,7 +593,9 @@ def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Mod
         # The pool's next tomograms are made while this epoch trains (with data workers).
         renewals = maker.submit(list(range(next_seed, next_seed + config.refresh_per_epoch)))
         next_seed += config.refresh_per_epoch
-        noise = torch.Generator(device=device).manual_seed(int(np.random.default_rng([config.seed, epoch]).integers(2**63)))
+        noise = torch.Generator(device=device).manual_seed(
+            int(np.random.default_rng([config.seed, epoch]).integers(2**63))
+        )
         model.train()
         losses = []
         for batch in _cut_batches(pool, config, epoch):
@@ -504,19 +623,36 @@ def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Mod
         if not torch.isfinite(epoch_losses).all():
             first_bad = int((~torch.isfinite(epoch_losses)).nonzero()[0])
             bad_step = state["step"] - len(losses) + first_bad
-            raise OctopiError(f"training loss became {epoch_losses[first_bad].item()} at step {bad_step}; "
-                              "lower the learning rate")
+            raise OctopiError(
+                f"training loss became {epoch_losses[first_bad].item()} at step {bad_step}; "
+                "lower the learning rate"
+            )
         # Renew part of the pool so the network keeps seeing new tomograms.
         for i, sample in enumerate(renewals()):
             pool[(epoch * config.refresh_per_epoch + i) % len(pool)] = sample
-        record: dict[str, Any] = {"epoch": epoch, "step": state["step"], "loss": float(epoch_losses.mean()),
-                                  "lr": optimizer.param_groups[0]["lr"], "wall_s": round(time.monotonic() - started, 1)}
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "step": state["step"],
+            "loss": float(epoch_losses.mean()),
+            "lr": optimizer.param_groups[0]["lr"],
+            "wall_s": round(time.monotonic() - started, 1),
+        }
         if (epoch + 1) % config.val_every_epochs == 0 or epoch + 1 == config.epochs:
-            score = validate_model(ema, val_phantoms, window_vox=config.val_window_vox,
-                                   target_radius_fraction=config.target_radius_fraction, device=device)
+            score = validate_model(
+                ema,
+                val_phantoms,
+                window_vox=config.val_window_vox,
+                target_radius_fraction=config.target_radius_fraction,
+                device=device,
+            )
             mean_f = float(np.mean([c.f_beta for c in score.classes]))
-            record.update({"mean_f_beta": mean_f, "weighted_f_beta": score.weighted_f_beta,
-                           "f_beta": {c.particle: round(c.f_beta, 4) for c in score.classes}})
+            record.update(
+                {
+                    "mean_f_beta": mean_f,
+                    "weighted_f_beta": score.weighted_f_beta,
+                    "f_beta": {c.particle: round(c.f_beta, 4) for c in score.classes},
+                }
+            )
             current = mean_f if config.selection_metric == "mean_f_beta" else score.weighted_f_beta
             if current > state["best_score"]:
                 state.update(best_score=current, best_epoch=epoch, stale=0)
@@ -527,8 +663,15 @@ def _train_epochs(config: TrainConfig, model: torch.nn.Module, ema: torch.nn.Mod
         state["wall_s"] = time.monotonic() - started
         with open(out / "metrics.jsonl", "a") as stream:
             stream.write(json.dumps(record) + "\n")
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                    "state_json": json.dumps(state)}, out / _RESUME_FILE)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "state_json": json.dumps(state),
+            },
+            out / _RESUME_FILE,
+        )
         _plot_curves(out)
         if on_epoch is not None:
             on_epoch(record)
@@ -560,16 +703,29 @@ def _cut_batches(pool: list[_Sample], config: TrainConfig, epoch: int) -> Iterat
             yield batch
 
 
-def _save_best(ema: torch.nn.Module, model_config: ModelConfig, config: TrainConfig, out: Path, epoch: int, score: Score,
-               init_version: str | None) -> None:
+def _save_best(
+    ema: torch.nn.Module,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    out: Path,
+    epoch: int,
+    score: Score,
+    init_version: str | None,
+) -> None:
     recipe = config.model_dump(mode="json", exclude={"output_dir", "device", "threads"})
     if init_version:
         recipe["init_version"] = init_version  # the model this run started from
-    saved_config = model_config.model_copy(update={
-        "training": {"recipe": recipe, "epoch": epoch, "seed": config.seed,
-                     "target_radius_fraction": config.target_radius_fraction},
-        "scores": {"validation": score.as_dict()},
-    })
+    saved_config = model_config.model_copy(
+        update={
+            "training": {
+                "recipe": recipe,
+                "epoch": epoch,
+                "seed": config.seed,
+                "target_radius_fraction": config.target_radius_fraction,
+            },
+            "scores": {"validation": score.as_dict()},
+        }
+    )
     tmp = out / "best.tmp"
     save_checkpoint(ema, saved_config, tmp)
     final = out / "best"
@@ -601,8 +757,15 @@ def _plot_curves(out: Path) -> None:
     plt.close(fig)
 
 
-def tune_checkpoint(checkpoint_dir: str | Path, settings: PhantomSettings, *, count: int = 2, seed: int = 2_000_000,
-                    window_vox: WindowVox = None, device: str = "auto") -> dict[str, Any]:
+def tune_checkpoint(
+    checkpoint_dir: str | Path,
+    settings: PhantomSettings,
+    *,
+    count: int = 2,
+    seed: int = 2_000_000,
+    window_vox: WindowVox = None,
+    device: str = "auto",
+) -> dict[str, Any]:
     """Tune a checkpoint's localization on ``count`` generated tomograms and store the result in its config.
 
     The weights are untouched, so the version stays the same; ``config.json`` gains
@@ -614,11 +777,19 @@ def tune_checkpoint(checkpoint_dir: str | Path, settings: PhantomSettings, *, co
     model, config = load_checkpoint(checkpoint_dir, device=_device(device))
     phantoms = [make_phantom(seed + i, settings) for i in range(count)]
     fraction = float(config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION))
-    chosen, score = tune_localization(model, phantoms, window_vox=window_vox, target_radius_fraction=fraction,
-                                      device=_device(device))
-    localize = {**chosen, "tuned_weighted_f_beta": score.weighted_f_beta,
-                "tuned_on": {"count": count, "seed": seed, "shape_zyx": list(settings.shape_zyx),
-                             "settings": settings.model_dump(mode="json")}}
+    chosen, score = tune_localization(
+        model, phantoms, window_vox=window_vox, target_radius_fraction=fraction, device=_device(device)
+    )
+    localize = {
+        **chosen,
+        "tuned_weighted_f_beta": score.weighted_f_beta,
+        "tuned_on": {
+            "count": count,
+            "seed": seed,
+            "shape_zyx": list(settings.shape_zyx),
+            "settings": settings.model_dump(mode="json"),
+        },
+    }
     updated = config.model_copy(update={"training": {**config.training, "localize": localize}})
     (Path(checkpoint_dir) / CONFIG_FILE).write_text(updated.model_dump_json(indent=2))
     return localize

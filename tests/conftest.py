@@ -214,7 +214,9 @@ def model_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistryInf
     champion = registry.add(base / "champion")
     quiet_model = build_model()
     state = quiet_model.state_dict()
-    last_bias = [name for name, p in state.items() if p.ndim == 1 and p.shape[0] == ModelConfig().out_channels][-1]
+    last_bias = [
+        name for name, p in state.items() if p.ndim == 1 and p.shape[0] == ModelConfig().out_channels
+    ][-1]
     state[last_bias][0] += _QUIET_BACKGROUND_BIAS
     quiet_model.load_state_dict(state)
     save_checkpoint(quiet_model, ModelConfig(), base / "quiet")
@@ -252,8 +254,19 @@ def service_settings(redis_server, model_registry: ModelRegistryInfo, tomograms:
     from octopi_core.settings import Settings
 
     return Settings(
-        redis_url=redis_server.url, registry_uri=str(model_registry.root), queue_name="octopi-test",
-        local_roots=[str(tomograms.root), str(tmp_path)], window_vox=32, overlap=0.25, batch_size=2,
-        torch_threads=1, device="cpu", heartbeat_s=0.5, worker_ttl_s=2.0, rate_limit_per_minute=0,
-        open_timeout_s=10.0, redis_retry_s=5.0, allowed_hosts=["127.0.0.1"],
+        redis_url=redis_server.url,
+        registry_uri=str(model_registry.root),
+        queue_name="octopi-test",
+        local_roots=[str(tomograms.root), str(tmp_path)],
+        window_vox=32,
+        overlap=0.25,
+        batch_size=2,
+        torch_threads=1,
+        device="cpu",
+        heartbeat_s=0.5,
+        worker_ttl_s=2.0,
+        rate_limit_per_minute=0,
+        open_timeout_s=10.0,
+        redis_retry_s=5.0,
+        allowed_hosts=["127.0.0.1"],
     )

@@ -88,5 +88,5 @@ class Heartbeat:
         while not self._stop.wait(self.settings.heartbeat_s):
             try:
                 self.beat()
-            except Exception as e:  # keep beating through Redis outages and sweep errors
+            except Exception as e:  # noqa: BLE001 - keep beating through Redis outages and sweep errors
                 log.warning("heartbeat of %s failed: %s", self.name, e)

@@ -49,14 +49,14 @@ class PickWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.context = context
 
-    def request_stop(self, signum, frame) -> None:  # noqa: ANN001 (RQ's signal-handler signature)
+    def request_stop(self, signum, frame) -> None:
         self.context.shutdown.set()
         try:
             super().request_stop(signum, frame)
         except _REDIS_ERRORS:
             raise StopRequested() from None
 
-    def execute_job(self, job, queue) -> None:  # noqa: ANN001
+    def execute_job(self, job, queue) -> None:
         super().execute_job(job, queue)
         if self.context.shutdown.is_set():
             self._stop_requested = True  # however shutdown was asked for, take no further job
@@ -137,7 +137,7 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
     return 0
 
 
-def _warm_up(models, settings: Settings) -> None:  # noqa: ANN001 (ModelCache, imported lazily)
+def _warm_up(models, settings: Settings) -> None:
     """Run the champion once on an empty window, so the first job does not pay for kernel selection."""
     import numpy as np
 
@@ -146,9 +146,15 @@ def _warm_up(models, settings: Settings) -> None:  # noqa: ANN001 (ModelCache, i
     try:
         picker = models.get(models.champion)
         volume = np.zeros(settings.window_vox, np.float32)
-        segment_tomogram(picker.model, volume, num_classes=picker.config.out_channels,
-                         window_vox=settings.window_vox, batch_size=1, device=picker.device)
-    except Exception as e:  # a broken model is reported by the jobs that need it
+        segment_tomogram(
+            picker.model,
+            volume,
+            num_classes=picker.config.out_channels,
+            window_vox=settings.window_vox,
+            batch_size=1,
+            device=picker.device,
+        )
+    except Exception as e:  # noqa: BLE001 - a broken model is reported by the jobs that need it
         log.warning("warm-up skipped: %s", e)
 
 

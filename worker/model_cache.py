@@ -69,7 +69,7 @@ class ModelCache:
         if champion != self.champion or not self._pickers:
             try:
                 self.get(champion)
-            except Exception as e:  # a broken champion must not stop the worker; jobs report it
+            except Exception as e:  # noqa: BLE001 - a broken champion must not stop the worker; jobs report it
                 log.error("could not load champion model %s: %s", champion or "shipped", e)
             self.champion = champion
         return champion

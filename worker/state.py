@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -88,14 +88,20 @@ class JobOptions(BaseModel):
 
     def predict_options(self, storage_options: dict | None = None) -> PredictOptions:
         """The pipeline's options for this job."""
-        return PredictOptions(classes=self.classes, voxel_size_a=self.voxel_size_a, window_vox=self.window_vox,
-                              overlap=self.overlap, batch_size=self.batch_size, tta=self.tta,
-                              storage_options=storage_options)
+        return PredictOptions(
+            classes=self.classes,
+            voxel_size_a=self.voxel_size_a,
+            window_vox=self.window_vox,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            tta=self.tta,
+            storage_options=storage_options,
+        )
 
 
 def utc_now() -> str:
     """The current time as a UTC ISO-8601 string (microseconds)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -217,7 +223,7 @@ class JobRecord:
             NoSuchJobError: no such job (or it expired).
         """
         raw = connection.hgetall(job_key(job_id))
-        if not raw or b"id" not in raw and "id" not in raw:
+        if not raw or (b"id" not in raw and "id" not in raw):
             raise NoSuchJobError(f"no job with id {job_id!r} (unknown, or expired)")
         return cls.from_mapping(raw)
 

@@ -11,8 +11,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import fsspec
 import redis
@@ -203,7 +204,9 @@ def _run(context: TaskContext, record: JobRecord) -> str:
     return _succeed(context, record, document)
 
 
-def _succeed(context: TaskContext, record: JobRecord, document: PicksDocument, *, reused_from: str = "") -> str:
+def _succeed(
+    context: TaskContext, record: JobRecord, document: PicksDocument, *, reused_from: str = ""
+) -> str:
     """Write the picks to ``output_uri`` (when asked) and store them as the job's result."""
     try:
         outputs = _write_outputs(document, record.options.output_uri, record.options.formats)

@@ -8,7 +8,7 @@ Redis (written by the workers, :mod:`worker.stats`), so every replica reports th
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -63,10 +63,16 @@ class _RedisStatsCollector:
             finished.add_metric([status], counts.get(status, 0))
         yield finished
         for name, metric_name, help_text in (
-            (stats.JOB_DURATION, "octopi_job_duration_seconds",
-             "seconds from submission to the end of a job"),
-            (stats.INFERENCE_DURATION, "octopi_inference_duration_seconds",
-             "seconds the pipeline spent on one tomogram"),
+            (
+                stats.JOB_DURATION,
+                "octopi_job_duration_seconds",
+                "seconds from submission to the end of a job",
+            ),
+            (
+                stats.INFERENCE_DURATION,
+                "octopi_inference_duration_seconds",
+                "seconds the pipeline spent on one tomogram",
+            ),
         ):
             buckets, total, _ = histograms[name]
             yield HistogramMetricFamily(

@@ -36,6 +36,7 @@ def storage_options_without_redirects(uri: str) -> dict | None:
     """
     return {"allow_redirects": False} if uri.lower().startswith("http") else None
 
+
 _HTTP_CONNECT_TIMEOUT_S = 30.0
 _HTTP_READ_TIMEOUT_S = 120.0
 _AWS_CREDENTIAL_ENV = (  # any of these set means "use the environment's credentials", else anonymous S3

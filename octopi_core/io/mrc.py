@@ -52,7 +52,7 @@ def write_mrc(path: str, volume: np.ndarray, voxel_size_a: float | tuple[float, 
 def _open_mrc(loc: _Location, override_a: float | None) -> TomogramSource:
     if loc.scheme == "local":
         size = os.path.getsize(loc.path)
-        stream = open(loc.path, "rb")  # noqa: SIM115 (closed below)
+        stream = open(loc.path, "rb")
         identity = f"{size}-{os.stat(loc.path).st_mtime_ns}"
     else:
         loc.fs.cat_file(loc.path, start=0, end=1024)  # surfaces 403/404/unreachable as typed errors

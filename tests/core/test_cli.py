@@ -19,16 +19,40 @@ def _run(capsys, *argv):
 def test_predict_writes_every_format_and_evaluate_scores(capsys, tmp_path, random_checkpoint, small_tomogram):
     tomogram, truth = small_tomogram
     for fmt, name in [("json", "p.json"), ("csv", "p.csv"), ("star", "p.star"), ("ndjson", "p.ndjson")]:
-        code, _, err = _run(capsys, "predict", str(tomogram), "--model", str(random_checkpoint), "--window", "32",
-                            "--out", str(tmp_path / name), "--format", fmt, "--quiet")
+        code, _, err = _run(
+            capsys,
+            "predict",
+            str(tomogram),
+            "--model",
+            str(random_checkpoint),
+            "--window",
+            "32",
+            "--out",
+            str(tmp_path / name),
+            "--format",
+            fmt,
+            "--quiet",
+        )
         assert code == 0, err
         assert (tmp_path / name).is_file()
     picks = json.loads((tmp_path / "p.json").read_text())["picks"]
     total = sum(len(points) for points in picks.values())
     assert len((tmp_path / "p.ndjson").read_text().splitlines()) == total
     assert "run_name,particle_type,x,y,z,score" in (tmp_path / "p.csv").read_text()
-    code, _, err = _run(capsys, "predict", str(tomogram), "--model", str(random_checkpoint), "--window", "32",
-                        "--out", str(tmp_path / "copick"), "--format", "copick", "--quiet")
+    code, _, err = _run(
+        capsys,
+        "predict",
+        str(tomogram),
+        "--model",
+        str(random_checkpoint),
+        "--window",
+        "32",
+        "--out",
+        str(tmp_path / "copick"),
+        "--format",
+        "copick",
+        "--quiet",
+    )
     assert code == 0 and len(list((tmp_path / "copick").glob("*.json"))) == 6
     code, out, _ = _run(capsys, "evaluate", str(truth), str(truth))
     assert code == 0 and "weighted" in out.lower()
@@ -39,20 +63,38 @@ def test_predict_writes_every_format_and_evaluate_scores(capsys, tmp_path, rando
 
 
 def test_predict_to_stdout_is_json(capsys, random_checkpoint, small_tomogram):
-    code, out, _ = _run(capsys, "predict", str(small_tomogram[0]), "--model", str(random_checkpoint), "--window", "32",
-                        "--quiet")
+    code, out, _ = _run(
+        capsys,
+        "predict",
+        str(small_tomogram[0]),
+        "--model",
+        str(random_checkpoint),
+        "--window",
+        "32",
+        "--quiet",
+    )
     assert code == 0 and json.loads(out)["run_name"] == "small"
 
 
 def _bad_inputs(tmp_path):
     (tmp_path / "garbage.mrc").write_bytes(b"not an mrc file" * 100)
-    write_mrc(str(tmp_path / "ok.mrc"), np.random.default_rng(0).normal(size=(40, 40, 40)).astype(np.float32), 10.0)
+    write_mrc(
+        str(tmp_path / "ok.mrc"), np.random.default_rng(0).normal(size=(40, 40, 40)).astype(np.float32), 10.0
+    )
     data = (tmp_path / "ok.mrc").read_bytes()
     (tmp_path / "truncated.mrc").write_bytes(data[: len(data) // 2])
     write_ome_zarr(str(tmp_path / "flat.zarr"), np.zeros((64, 64, 64), np.float32) + 3.0, 10.0)
     write_mrc(str(tmp_path / "nan.mrc"), np.full((40, 40, 40), np.nan, np.float32), 10.0)
-    write_mrc(str(tmp_path / "absurd.mrc"), np.random.default_rng(0).normal(size=(40, 40, 40)).astype(np.float32), 1e5)
-    write_mrc(str(tmp_path / "small.mrc"), np.random.default_rng(0).normal(size=(8, 40, 40)).astype(np.float32), 10.0)
+    write_mrc(
+        str(tmp_path / "absurd.mrc"),
+        np.random.default_rng(0).normal(size=(40, 40, 40)).astype(np.float32),
+        1e5,
+    )
+    write_mrc(
+        str(tmp_path / "small.mrc"),
+        np.random.default_rng(0).normal(size=(8, 40, 40)).astype(np.float32),
+        10.0,
+    )
     return {
         "missing": (str(tmp_path / "nope.zarr"), "nope.zarr"),
         "garbage": (str(tmp_path / "garbage.mrc"), "garbage.mrc"),
@@ -68,14 +110,18 @@ def _bad_inputs(tmp_path):
 
 def test_bad_input_exits_2_with_a_message_and_no_traceback(capsys, tmp_path, random_checkpoint):
     for label, (uri, needle) in _bad_inputs(tmp_path).items():
-        code, _, err = _run(capsys, "predict", uri, "--model", str(random_checkpoint), "--window", "32", "--quiet")
+        code, _, err = _run(
+            capsys, "predict", uri, "--model", str(random_checkpoint), "--window", "32", "--quiet"
+        )
         assert code == 2, label
         assert "error:" in err and needle.lower() in err.lower(), (label, err)
         assert "Traceback" not in err, label
 
 
 def test_unknown_model_and_bad_picks_file(capsys, tmp_path, small_tomogram):
-    code, _, err = _run(capsys, "predict", str(small_tomogram[0]), "--model", str(tmp_path / "none"), "--quiet")
+    code, _, err = _run(
+        capsys, "predict", str(small_tomogram[0]), "--model", str(tmp_path / "none"), "--quiet"
+    )
     assert code == 2 and "checkpoint" in err
     (tmp_path / "bad.json").write_text("{not json")
     code, _, err = _run(capsys, "evaluate", str(tmp_path / "bad.json"), str(small_tomogram[1]))
@@ -83,9 +129,20 @@ def test_unknown_model_and_bad_picks_file(capsys, tmp_path, small_tomogram):
 
 
 def test_console_script_reports_errors_without_traceback(tmp_path, random_checkpoint):
-    result = subprocess.run([sys.executable, "-m", "octopi_core.cli", "predict", str(tmp_path / "missing.mrc"),
-                             "--model", str(random_checkpoint)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "octopi_core.cli",
+            "predict",
+            str(tmp_path / "missing.mrc"),
+            "--model",
+            str(random_checkpoint),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "missing.mrc" in result.stderr and "Traceback" not in result.stderr
 
@@ -95,7 +152,9 @@ def test_tune_on_a_presets_validation_settings_records_the_choice(capsys, tmp_pa
 
     checkpoint = tmp_path / "ckpt"
     shutil.copytree(random_checkpoint, checkpoint)
-    code, out, err = _run(capsys, "tune", str(checkpoint), "--config", "tiny", "--count", "1", "--shape", "32", "64", "64")
+    code, out, err = _run(
+        capsys, "tune", str(checkpoint), "--config", "tiny", "--count", "1", "--shape", "32", "64", "64"
+    )
     assert code == 0, err
     chosen = json.loads(out)
     saved = json.loads((checkpoint / "config.json").read_text())["training"]["localize"]
@@ -112,28 +171,56 @@ def test_tune_can_use_the_configs_training_settings(capsys, tmp_path, random_che
     checkpoint = tmp_path / "ckpt"
     shutil.copytree(random_checkpoint, checkpoint)
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"train_settings": {"snr": [1.5, 2.0]}, "val_settings": {"snr": [0.3, 0.4]}}))
+    config.write_text(
+        yaml.safe_dump({"train_settings": {"snr": [1.5, 2.0]}, "val_settings": {"snr": [0.3, 0.4]}})
+    )
     for data, snr in (("training", [1.5, 2.0]), ("validation", [0.3, 0.4])):
-        code, _, err = _run(capsys, "tune", str(checkpoint), "--config", str(config), "--data", data, "--count", "1",
-                            "--shape", "32", "64", "64")
+        code, _, err = _run(
+            capsys,
+            "tune",
+            str(checkpoint),
+            "--config",
+            str(config),
+            "--data",
+            data,
+            "--count",
+            "1",
+            "--shape",
+            "32",
+            "64",
+            "64",
+        )
         assert code == 0, err
         tuned_on = json.loads((checkpoint / "config.json").read_text())["training"]["localize"]["tuned_on"]
         assert tuned_on["settings"]["snr"] == snr and tuned_on["settings"]["shape_zyx"] == [32, 64, 64]
 
 
-def test_fast_switches_the_window_layout_unless_the_user_sets_it(capsys, monkeypatch, random_checkpoint, small_tomogram):
+def test_fast_switches_the_window_layout_unless_the_user_sets_it(
+    capsys, monkeypatch, random_checkpoint, small_tomogram
+):
     from octopi_core import pipeline
     from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, FAST_OVERLAP, FAST_WINDOW_VOX
 
     seen = []
     real_predict = pipeline.Picker.predict
-    monkeypatch.setattr(pipeline.Picker, "predict", lambda self, uri, options, **kw: seen.append(options) or
-                        real_predict(self, uri, options.__class__(window_vox=32), **kw))
+    monkeypatch.setattr(
+        pipeline.Picker,
+        "predict",
+        lambda self, uri, options, **kw: (
+            seen.append(options) or real_predict(self, uri, options.__class__(window_vox=32), **kw)
+        ),
+    )
     for extra in ([], ["--fast"], ["--fast", "--overlap", "0.5"]):
-        code, _, err = _run(capsys, "predict", str(small_tomogram[0]), "--model", str(random_checkpoint), "--quiet", *extra)
+        code, _, err = _run(
+            capsys, "predict", str(small_tomogram[0]), "--model", str(random_checkpoint), "--quiet", *extra
+        )
         assert code == 0, err
     assert (seen[0].window_vox, seen[0].overlap) == (DEFAULT_WINDOW_VOX, DEFAULT_OVERLAP)
-    assert (seen[1].window_vox, seen[1].overlap) == (FAST_WINDOW_VOX, FAST_OVERLAP) != (DEFAULT_WINDOW_VOX, DEFAULT_OVERLAP)
+    assert (
+        (seen[1].window_vox, seen[1].overlap)
+        == (FAST_WINDOW_VOX, FAST_OVERLAP)
+        != (DEFAULT_WINDOW_VOX, DEFAULT_OVERLAP)
+    )
     assert (seen[2].window_vox, seen[2].overlap) == (FAST_WINDOW_VOX, 0.5)
 
 
@@ -142,8 +229,14 @@ def test_train_seed_override_gives_a_new_run_with_the_seed_recorded(capsys, tmp_
 
     from octopi_core.train import load_train_config
 
-    quick = load_train_config("tiny").model_copy(update={
-        "epochs": 1, "steps_per_epoch": 1, "tune_localization": False, "output_dir": str(tmp_path / "run")})
+    quick = load_train_config("tiny").model_copy(
+        update={
+            "epochs": 1,
+            "steps_per_epoch": 1,
+            "tune_localization": False,
+            "output_dir": str(tmp_path / "run"),
+        }
+    )
     config = tmp_path / "quick.yaml"
     config.write_text(yaml.safe_dump(quick.model_dump(mode="json")))
     seeds = []
@@ -172,13 +265,34 @@ def test_retrain_from_champion_starts_from_the_registrys_champion(capsys, tmp_pa
     registry = Registry(tmp_path / "registry")
     champion = registry.add(random_checkpoint)
     registry.set_champion(champion, reason="test")
-    quick = load_train_config("tiny").model_copy(update={
-        "epochs": 1, "steps_per_epoch": 1, "tune_localization": False, "output_dir": str(tmp_path / "run")})
+    quick = load_train_config("tiny").model_copy(
+        update={
+            "epochs": 1,
+            "steps_per_epoch": 1,
+            "tune_localization": False,
+            "output_dir": str(tmp_path / "run"),
+        }
+    )
     config = tmp_path / "quick.yaml"
     config.write_text(yaml.safe_dump(quick.model_dump(mode="json")))
-    code, out, err = _run(capsys, "retrain", str(config), "--from-champion", "--registry", str(tmp_path / "registry"),
-                          "--eval-dir", str(tmp_path / "held-out"), "--eval-count", "1", "--eval-shape", "32", "64", "64",
-                          "--eval-window", "32")
+    code, _, err = _run(
+        capsys,
+        "retrain",
+        str(config),
+        "--from-champion",
+        "--registry",
+        str(tmp_path / "registry"),
+        "--eval-dir",
+        str(tmp_path / "held-out"),
+        "--eval-count",
+        "1",
+        "--eval-shape",
+        "32",
+        "64",
+        "64",
+        "--eval-window",
+        "32",
+    )
     assert code == 0, err
     recipe = read_config(tmp_path / "run" / "best").training["recipe"]
     assert recipe["init_version"] == champion and recipe["init_checkpoint"] == str(registry.resolve(champion))

@@ -51,7 +51,11 @@ def _same_points(a: PicksDocument, b: PicksDocument, *, keep_empty: bool) -> Non
 # ---------------------------------------------------------------- voxels -> Å
 def test_voxel_to_angstrom_anisotropic_with_origin():
     doc = picks_document_from_voxels(
-        {"ribosome": ClassPicks(np.array([[2.0, 3.0, 4.0], [0.5, 0.0, 10.0]]), np.array([0.9, 0.25], dtype=np.float32))},
+        {
+            "ribosome": ClassPicks(
+                np.array([[2.0, 3.0, 4.0], [0.5, 0.0, 10.0]]), np.array([0.9, 0.25], dtype=np.float32)
+            )
+        },
         voxel_size_zyx_a=(20.0, 15.0, 10.0),
         origin_zyx_a=(100.0, -50.0, 7.0),
         tomogram_uri="/data/ts.zarr",
@@ -73,7 +77,10 @@ def test_voxel_to_angstrom_anisotropic_with_origin():
 
 def test_voxel_conversion_classes_in_label_order_and_empty_class():
     doc = picks_document_from_voxels(
-        {"ribosome": ClassPicks(np.zeros((0, 3)), np.zeros(0)), "apoferritin": ClassPicks(np.ones((1, 3)), np.ones(1))},
+        {
+            "ribosome": ClassPicks(np.zeros((0, 3)), np.zeros(0)),
+            "apoferritin": ClassPicks(np.ones((1, 3)), np.ones(1)),
+        },
         voxel_size_zyx_a=(10, 10, 10),
         origin_zyx_a=(0, 0, 0),
         tomogram_uri="t",
@@ -90,23 +97,32 @@ def test_voxel_conversion_classes_in_label_order_and_empty_class():
     ("change", "argument"),
     [
         ({"voxel_size_zyx_a": (10, 0, 10)}, "voxel_size_zyx_a"),
-        ({"found": {"ribosome": ClassPicks(np.zeros((2, 2)), np.zeros(2))}}, r"found\['ribosome'\].centres_zyx_vox"),
-        ({"found": {"ribosome": ClassPicks(np.zeros((2, 3)), np.array([0.5, 1.5]))}}, r"found\['ribosome'\].scores"),
+        (
+            {"found": {"ribosome": ClassPicks(np.zeros((2, 2)), np.zeros(2))}},
+            r"found\['ribosome'\].centres_zyx_vox",
+        ),
+        (
+            {"found": {"ribosome": ClassPicks(np.zeros((2, 3)), np.array([0.5, 1.5]))}},
+            r"found\['ribosome'\].scores",
+        ),
         ({"found": {"ribosome": ClassPicks(np.zeros((2, 3)), np.zeros(3))}}, r"found\['ribosome'\].scores"),
-        ({"found": {"proteasome": ClassPicks(np.zeros((2, 3)), np.zeros(2))}}, "found: unknown particle class"),
+        (
+            {"found": {"proteasome": ClassPicks(np.zeros((2, 3)), np.zeros(2))}},
+            "found: unknown particle class",
+        ),
     ],
 )
 def test_voxel_conversion_rejects_bad_input(change, argument):
-    kwargs = dict(
-        found={"ribosome": ClassPicks(np.zeros((2, 3)), np.zeros(2))},
-        voxel_size_zyx_a=(10, 10, 10),
-        origin_zyx_a=(0, 0, 0),
-        tomogram_uri="t",
-        run_name="TS",
-        source_voxel_size_zyx_a=(10, 10, 10),
-        source_shape_zyx=None,
-        model_version=None,
-    )
+    kwargs = {
+        "found": {"ribosome": ClassPicks(np.zeros((2, 3)), np.zeros(2))},
+        "voxel_size_zyx_a": (10, 10, 10),
+        "origin_zyx_a": (0, 0, 0),
+        "tomogram_uri": "t",
+        "run_name": "TS",
+        "source_voxel_size_zyx_a": (10, 10, 10),
+        "source_shape_zyx": None,
+        "model_version": None,
+    }
     kwargs.update(change)
     with pytest.raises(ValueError, match=argument):
         picks_document_from_voxels(**kwargs)

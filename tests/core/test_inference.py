@@ -126,18 +126,27 @@ def test_axes_shorter_than_the_window_get_one_padded_window(shape):
     assert (result.labels == labels).mean() > 0.999
     np.testing.assert_allclose(result.confidence.astype(np.float32), confidence, atol=2e-3)
     # z is covered by one window: y and x by ceil((n - 32) / 24) + 1 windows each
-    assert result.windows == (int(np.ceil((shape[1] - 32) / 24)) + 1) * (int(np.ceil((shape[2] - 32) / 24)) + 1)
+    assert result.windows == (int(np.ceil((shape[1] - 32) / 24)) + 1) * (
+        int(np.ceil((shape[2] - 32) / 24)) + 1
+    )
 
 
-@pytest.mark.parametrize("shape,window,overlap", [
-    ((184, 630, 630), (192, 128, 128), 0.125), ((200, 512, 384), (96, 160, 100), 0.25), ((33, 70, 1000), 32, 0.0),
-])
+@pytest.mark.parametrize(
+    "shape,window,overlap",
+    [
+        ((184, 630, 630), (192, 128, 128), 0.125),
+        ((200, 512, 384), (96, 160, 100), 0.25),
+        ((33, 70, 1000), 32, 0.0),
+    ],
+)
 def test_window_grid_fits_the_fewest_windows_with_the_asked_overlap(shape, window, overlap):
     from octopi_core.inference import window_grid
     from octopi_core.options import window_triple
 
     grid = window_grid(shape, window, overlap)
-    for n, asked, used, padded, starts in zip(shape, window_triple(window), grid.window, grid.padded_shape, grid.starts):
+    for n, asked, used, padded, starts in zip(
+        shape, window_triple(window), grid.window, grid.padded_shape, grid.starts
+    ):
         assert used % 4 == 0 and (used <= asked or len(starts) == 1)
         assert starts[0] == 0 and starts[-1] + used == padded >= n
         assert len(starts) == len(window_starts(n, asked, overlap)) if asked < n else len(starts) == 1
@@ -157,7 +166,11 @@ def test_automatic_batch_size_follows_the_voxel_budget(monkeypatch):
     window = (184, 112, 112)
     free = {"bytes": 16 * 2**30}  # a 16 GB card: half of it at 600 bytes per voxel
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 2 * free["bytes"]))
-    assert auto_batch_size(window, gpu) == int(8 * 2**30 / 600) // (184 * 112 * 112) > auto_batch_size(window, cpu)
+    assert (
+        auto_batch_size(window, gpu)
+        == int(8 * 2**30 / 600) // (184 * 112 * 112)
+        > auto_batch_size(window, cpu)
+    )
     free["bytes"] = 139 * 2**30  # an H200: capped at 64 M voxels per pass
     assert auto_batch_size(window, gpu) == 64_000_000 // (184 * 112 * 112)
     free["bytes"] = 2**20  # nearly full: still one window

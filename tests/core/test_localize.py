@@ -74,7 +74,10 @@ def test_threshold_decides_what_is_particle():
     labels, confidence, _ = _painted({"ribosome": [[300.0, 300.0, 300.0]]})
     labels[labels == 0] = particle_by_name("ribosome").label  # inference always names a particle class
     assert len(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL)["ribosome"].scores) == 1
-    assert len(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold=0.95)["ribosome"].scores) == 0
+    assert (
+        len(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold=0.95)["ribosome"].scores)
+        == 0
+    )
     with pytest.raises(ValueError, match="threshold"):
         localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold=1.5)
 
@@ -88,16 +91,23 @@ def test_min_score_filters_low_confidence():
 
 
 def test_per_class_thresholds_apply_to_their_own_class_only():
-    labels, confidence, _ = _painted({"ribosome": [[300.0, 300.0, 300.0]], "apo-ferritin": [[650.0, 650.0, 300.0]]})
+    labels, confidence, _ = _painted(
+        {"ribosome": [[300.0, 300.0, 300.0]], "apo-ferritin": [[650.0, 650.0, 300.0]]}
+    )
     apo = labels == particle_by_name("apo-ferritin").label
     confidence[apo] = 0.6  # a less certain apo-ferritin next to a confident ribosome
     counts = lambda found: {name: len(c.scores) for name, c in found.items() if len(c.scores)}  # noqa: E731
-    both = localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold={"apo-ferritin": 0.5, "ribosome": 0.8})
+    both = localize_particles(
+        labels, confidence, voxel_size_zyx_a=VOXEL, threshold={"apo-ferritin": 0.5, "ribosome": 0.8}
+    )
     assert counts(both) == {"apo-ferritin": 1, "ribosome": 1}
     strict_apo = {"apo-ferritin": 0.7, "ribosome": 0.8}
-    assert counts(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold=strict_apo)) == {"ribosome": 1}
+    assert counts(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold=strict_apo)) == {
+        "ribosome": 1
+    }
     # a class left out of the mapping uses the default 0.5
-    assert counts(localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold={"ribosome": 0.95})) == {
-        "apo-ferritin": 1}
+    assert counts(
+        localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold={"ribosome": 0.95})
+    ) == {"apo-ferritin": 1}
     with pytest.raises(ValueError, match="threshold"):
         localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold={"ribosome": -0.1})

@@ -165,7 +165,7 @@ def test_weighted_score_hand_computed():
     # weights: apo 1, amylase 0, galactosidase 2, ribosome 1, thyroglobulin 2, vlp 1 -> sum 7
     assert score.weighted_f_beta == pytest.approx((1 * 0.5 + 2 * 1.0) / 7)
     assert score.beta == 4.0
-    assert [c.particle for c in score.classes][0] == "apo-ferritin"
+    assert score.classes[0].particle == "apo-ferritin"
 
 
 def test_skip_empty_classes():

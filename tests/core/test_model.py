@@ -5,7 +5,13 @@ import torch
 import yaml
 
 from octopi_core.exceptions import CheckpointError
-from octopi_core.model import build_model, count_parameters, load_checkpoint, load_octopi_checkpoint, save_checkpoint
+from octopi_core.model import (
+    build_model,
+    count_parameters,
+    load_checkpoint,
+    load_octopi_checkpoint,
+    save_checkpoint,
+)
 from octopi_core.model_config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 
 

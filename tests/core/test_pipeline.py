@@ -3,11 +3,11 @@ import pytest
 
 from octopi_core.exceptions import InferenceCancelledError, TomogramTooSmallError
 from octopi_core.io import write_mrc
-from octopi_core.pipeline import Picker, PredictOptions, Stage, run_name_from_uri
 from octopi_core.metric import score_documents
 from octopi_core.model_config import default_checkpoint_dir
 from octopi_core.particles import PARTICLE_CLASSES
 from octopi_core.picks import PicksDocument
+from octopi_core.pipeline import Picker, PredictOptions, Stage, run_name_from_uri
 from octopi_core.synth import PhantomSettings, make_phantom, write_phantom
 
 SMALL = PredictOptions(window_vox=32, overlap=0.25, batch_size=2)
@@ -60,10 +60,15 @@ def test_too_small_and_cancelled(random_checkpoint, small_tomogram, tmp_path):
         picker.predict(str(small_tomogram[0]), SMALL, should_cancel=lambda: True)
 
 
-@pytest.mark.parametrize("uri,name", [
-    ("s3://bucket/run/TS_5_4.zarr/", "TS_5_4"), ("/data/a.b.mrc", "a.b"), ("https://h/x/tomo.REC?sig=1", "tomo"),
-    ("file:///t/denoised.ome.zarr", "denoised"),
-])
+@pytest.mark.parametrize(
+    "uri,name",
+    [
+        ("s3://bucket/run/TS_5_4.zarr/", "TS_5_4"),
+        ("/data/a.b.mrc", "a.b"),
+        ("https://h/x/tomo.REC?sig=1", "tomo"),
+        ("file:///t/denoised.ome.zarr", "denoised"),
+    ],
+)
 def test_run_name_from_uri(uri, name):
     assert run_name_from_uri(uri) == name
 
@@ -91,5 +96,9 @@ def test_localization_uses_the_models_tuned_thresholds_unless_overridden(random_
     config["training"]["localize"] = {"thresholds": tuned, "min_volume_fraction": 0.1}
     (checkpoint / "config.json").write_text(json.dumps(config))
     picker = Picker(checkpoint, device="cpu")
-    assert picker.localize_settings() == {**picker.localize_settings(), "threshold": tuned, "min_volume_fraction": 0.1}
+    assert picker.localize_settings() == {
+        **picker.localize_settings(),
+        "threshold": tuned,
+        "min_volume_fraction": 0.1,
+    }
     assert picker.localize_settings(0.42)["threshold"] == 0.42

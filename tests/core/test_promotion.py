@@ -8,7 +8,9 @@ from octopi_core.promotion import held_out_set, promote
 from octopi_core.registry import Registry
 
 SHIPPED = default_checkpoint_dir()
-pytestmark = pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped model in the package")
+pytestmark = pytest.mark.skipif(
+    not (SHIPPED / "config.json").is_file(), reason="no shipped model in the package"
+)
 OPTIONS = PredictOptions(window_vox=64, batch_size=2)
 
 

@@ -9,7 +9,9 @@ from octopi_core.registry import Registry
 
 def _checkpoint(path, seed):
     torch.manual_seed(seed)
-    return save_checkpoint(build_model(), ModelConfig(scores={"validation": {"weighted_f_beta": seed / 10}}), path)
+    return save_checkpoint(
+        build_model(), ModelConfig(scores={"validation": {"weighted_f_beta": seed / 10}}), path
+    )
 
 
 def test_add_is_immutable_and_idempotent(tmp_path):
@@ -22,7 +24,8 @@ def test_add_is_immutable_and_idempotent(tmp_path):
     # A different checkpoint claiming the same version is refused.
     other = _checkpoint(tmp_path / "b", 2)
     (tmp_path / "b" / "config.json").write_text(
-        other.model_copy(update={"version": saved.version}).model_dump_json())
+        other.model_copy(update={"version": saved.version}).model_dump_json()
+    )
     with pytest.raises(CheckpointError, match="immutable"):
         registry.add(tmp_path / "b")
 

@@ -34,8 +34,12 @@ def test_environment_variables(monkeypatch):
     assert settings.s3_endpoint_url == "http://minio:9000"
 
 
-@pytest.mark.parametrize("text,window", [("96", (96, 96, 96)), ("192,128,128", (192, 128, 128)), ("[64, 32, 32]", (64, 32, 32))])
-def test_the_service_runs_the_pipeline_defaults_and_reads_windows_from_the_environment(monkeypatch, text, window):
+@pytest.mark.parametrize(
+    "text,window", [("96", (96, 96, 96)), ("192,128,128", (192, 128, 128)), ("[64, 32, 32]", (64, 32, 32))]
+)
+def test_the_service_runs_the_pipeline_defaults_and_reads_windows_from_the_environment(
+    monkeypatch, text, window
+):
     from octopi_core.options import PredictOptions
     from worker.state import JobOptions
 

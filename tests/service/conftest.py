@@ -41,7 +41,7 @@ class LiveService:
         return self.workers[name]
 
     def _spawn(self, log_name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.logs / f"{log_name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        log = open(self.logs / f"{log_name}.log", "ab")
         return subprocess.Popen(
             [sys.executable, "-m", "octopi_core.cli", *args],
             env=self.env,

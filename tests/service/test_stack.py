@@ -22,13 +22,19 @@ def test_serve_runs_the_whole_service_and_stops_cleanly(tmp_path, model_registry
     if not __import__("shutil").which("redis-server"):
         pytest.skip("redis-server is not installed")
     port = free_port()
-    env = service_env(redis_url="", port=port, registry=model_registry.root, roots=[tomograms.root],
-                      s3_endpoint=None)
+    env = service_env(
+        redis_url="", port=port, registry=model_registry.root, roots=[tomograms.root], s3_endpoint=None
+    )
     del env["REDIS_URL"]  # nothing configured: serve starts its own Redis
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "octopi_core.cli", "serve"], env=env, cwd=_REPO,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "octopi_core.cli", "serve"],
+            env=env,
+            cwd=_REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180

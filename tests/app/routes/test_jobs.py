@@ -48,7 +48,11 @@ def test_predict_queues_a_job(client, tomograms, model_registry):
     assert int(response.headers["retry-after"]) > 0
     assert (job["status"], job["queue_position"], job["progress"]) == ("queued", 0, 0.0)
     assert job["model_version"] == model_registry.champion
-    assert job["options"]["classes"] == ["apo-ferritin", "ribosome"] and job["options"]["window_vox"] == [32, 32, 32]
+    assert job["options"]["classes"] == ["apo-ferritin", "ribosome"] and job["options"]["window_vox"] == [
+        32,
+        32,
+        32,
+    ]
     assert job["tomogram_uri"] == str(tomograms.small)
     second = _submit(client, tomograms.small_mrc).json()
     assert client.get(f"/jobs/{second['id']}").json()["queue_position"] == 1
