@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup demo serve test bench clean
+.PHONY: setup demo serve test lint typecheck check bench clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,16 @@ serve: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The project's own checks; .ci/run runs both before the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
 
 bench: setup
 	$(PY) bench/bench_pipeline.py
