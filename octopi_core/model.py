@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -127,8 +128,8 @@ def load_octopi_checkpoint(
             )
         config_path = candidates[0]
     try:
-        raw = yaml.safe_load(Path(config_path).read_text()) or {}
-        section = raw.get("model", raw)
+        raw: dict[str, Any] = yaml.safe_load(Path(config_path).read_text()) or {}
+        section: dict[str, Any] = raw.get("model", raw)
         num_classes = int(section.get("num_classes", 7))
         classes = tuple(p.name for p in PARTICLE_CLASSES[: num_classes - 1])
         config = ModelConfig(
