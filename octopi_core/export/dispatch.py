@@ -32,7 +32,6 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ import starfile
 from pydantic import ValidationError
 
 from octopi_core.exceptions import PicksFormatError
+from octopi_core.export.formats import SUFFIX_FORMATS, PicksFormat, normalise_format
 from octopi_core.particles import particle_by_label, particle_by_name
 from octopi_core.picks import PickPoint, PicksDocument
 
@@ -49,7 +49,6 @@ if TYPE_CHECKING:  # the gateway renders picks without loading localization's im
     from octopi_core.localize import ClassPicks
 
 __all__ = [
-    "PicksFormat",
     "COPICK_USER_ID",
     "COPICK_SESSION_ID",
     "picks_document_from_voxels",
@@ -78,40 +77,6 @@ _STAR_STRINGS = [
     "octopiCreatedAt",
     "octopiClassNames",
 ]
-
-
-class PicksFormat(str, Enum):
-    """Picks file formats; the module docstring gives each layout.
-
-    - ``json``: the PicksDocument, lossless.
-    - ``csv``: one row per pick, Å.
-    - ``star``: RELION particles, voxels, plus an ``octopi`` metadata block.
-    - ``copick``: a directory of per-class copick picks files, Å.
-    - ``ndjson``: CryoET Data Portal oriented points, voxels.
-    """
-
-    JSON = "json"
-    CSV = "csv"
-    STAR = "star"
-    COPICK = "copick"
-    NDJSON = "ndjson"
-
-
-_SUFFIXES = {
-    ".json": PicksFormat.JSON,
-    ".csv": PicksFormat.CSV,
-    ".star": PicksFormat.STAR,
-    ".ndjson": PicksFormat.NDJSON,
-    ".jsonl": PicksFormat.NDJSON,
-}
-
-
-def _normalise_format(fmt: PicksFormat | str) -> PicksFormat:
-    try:
-        return PicksFormat(str(getattr(fmt, "value", fmt)).strip().lower())
-    except ValueError:
-        allowed = ", ".join(f.value for f in PicksFormat)
-        raise ValueError(f"fmt must be one of {allowed}; got {fmt!r}") from None
 
 
 def _triple(value: Any, name: str, *, positive: bool) -> tuple[float, float, float]:
@@ -294,7 +259,7 @@ def render_picks(doc: PicksDocument, fmt: PicksFormat | str) -> str:
     Raises:
         ValueError: for an unknown format, or ``star``/``ndjson`` of a document whose voxel size is not positive.
     """
-    fmt = _normalise_format(fmt)
+    fmt = normalise_format(fmt)
     if fmt is PicksFormat.JSON:
         return doc.model_dump_json(indent=2)
     if fmt is PicksFormat.CSV:
@@ -328,11 +293,11 @@ def write_picks(doc: PicksDocument, path: str | Path, fmt: PicksFormat | str | N
     """
     path = Path(path)
     if fmt is None:
-        if not path.is_dir() and path.suffix.lower() not in _SUFFIXES:
+        if not path.is_dir() and path.suffix.lower() not in SUFFIX_FORMATS:
             allowed = ", ".join(f.value for f in PicksFormat)
             raise ValueError(f"cannot infer the format of path {str(path)!r}; pass fmt (one of {allowed})")
-        fmt = PicksFormat.COPICK if path.is_dir() else _SUFFIXES[path.suffix.lower()]
-    fmt = _normalise_format(fmt)
+        fmt = PicksFormat.COPICK if path.is_dir() else SUFFIX_FORMATS[path.suffix.lower()]
+    fmt = normalise_format(fmt)
     if fmt is not PicksFormat.COPICK:
         text = render_picks(doc, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -360,9 +325,9 @@ class _Reader:
             return [doc for f in _picks_files(path) for doc in self.path(f)]
         if not path.is_file():
             raise PicksFormatError(f"{path}: no such file or directory")
-        fmt = _SUFFIXES.get(path.suffix.lower())
+        fmt = SUFFIX_FORMATS.get(path.suffix.lower())
         if fmt is None:
-            allowed = ", ".join(_SUFFIXES)
+            allowed = ", ".join(SUFFIX_FORMATS)
             raise PicksFormatError(f"{path}: unknown picks file suffix {path.suffix!r}; use one of {allowed}")
         try:
             text = path.read_text(encoding="utf-8")
@@ -531,11 +496,11 @@ def _picks_files(path: Path) -> list[Path]:
             p
             for p in path.rglob("*")
             if p.is_file()
-            and p.suffix.lower() in _SUFFIXES
+            and p.suffix.lower() in SUFFIX_FORMATS
             and not any(part.startswith(".") or part.endswith(".zarr") for part in p.relative_to(path).parts)
         )
     if not files:
-        raise PicksFormatError(f"{path}: the directory holds no picks files ({', '.join(_SUFFIXES)})")
+        raise PicksFormatError(f"{path}: the directory holds no picks files ({', '.join(SUFFIX_FORMATS)})")
     return files
 
 
