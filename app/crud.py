@@ -24,13 +24,21 @@ from octopi_core.export import PicksFormat, render_picks
 from octopi_core.particles import particle_by_name
 from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings
-from worker import stats
-from worker.exceptions import JobNotFinishedError, NoSuchJobError
-from worker.heartbeat import live_workers
-from worker.jobqueue import queue_position
-from worker.keys import idempotency_key, reuse_key
-from worker.lifecycle import cancel_job, create_job
-from worker.state import JobOptions, JobRecord, JobStage, JobStatus, fetch_result, parse_time, result_digest
+from worker.jobs import stats
+from worker.jobs.exceptions import JobNotFinishedError, NoSuchJobError
+from worker.jobs.keys import idempotency_key, reuse_key
+from worker.jobs.lifecycle import cancel_job, create_job
+from worker.jobs.queue import queue_position
+from worker.jobs.state import (
+    JobOptions,
+    JobRecord,
+    JobStage,
+    JobStatus,
+    fetch_result,
+    parse_time,
+    result_digest,
+)
+from worker.jobs.workers import live_workers
 
 from .core.exceptions import (
     IdempotencyKeyReusedError,

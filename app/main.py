@@ -23,8 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from octopi_core.exceptions import OctopiError
 from octopi_core.settings import Settings, get_settings
-from worker.exceptions import ServiceError
-from worker.lifecycle import reap_dead_workers
+from worker.jobs.exceptions import ServiceError
+from worker.jobs.lifecycle import reap_dead_workers
 
 from .api.main import api_router
 from .core.body_limit import BodySizeLimitMiddleware

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from octopi_core.export import PicksFormat
-from worker.state import JobStage, JobStatus
+from worker.jobs.state import JobStage, JobStatus
 
 __all__ = [
     "JobCreate",

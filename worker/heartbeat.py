@@ -1,8 +1,9 @@
 """A worker's heartbeat: a Redis key with a TTL, renewed from a background thread, plus the dead-worker sweep.
 
-While the key ``octopi:worker:<name>`` exists the worker is alive. Each beat also sweeps the jobs of
-workers whose key expired (:func:`worker.lifecycle.reap_dead_workers`), so a job of a worker killed with
-SIGKILL is re-queued within about ``worker_ttl_s + heartbeat_s`` seconds by any surviving worker.
+While the key ``octopi:worker:<name>`` exists the worker is alive (read by
+:func:`worker.jobs.workers.live_workers`). Each beat also sweeps the jobs of workers whose key expired
+(:func:`worker.jobs.lifecycle.reap_dead_workers`), so a job of a worker killed with SIGKILL is re-queued
+within about ``worker_ttl_s + heartbeat_s`` seconds by any surviving worker.
 """
 
 from __future__ import annotations
@@ -19,24 +20,12 @@ from redis import Redis
 
 from octopi_core.settings import Settings
 
-from .keys import WORKERS_KEY, worker_key
-from .lifecycle import reap_dead_workers
+from .jobs.keys import WORKERS_KEY, worker_key
+from .jobs.lifecycle import reap_dead_workers
 
-__all__ = ["Heartbeat", "live_workers"]
+__all__ = ["Heartbeat"]
 
 log = logging.getLogger(__name__)
-
-
-def live_workers(connection: Redis) -> list[str]:
-    """Names of the workers whose heartbeat has not expired."""
-    names = [n.decode() if isinstance(n, bytes) else n for n in connection.smembers(WORKERS_KEY)]
-    if not names:
-        return []
-    with connection.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.exists(worker_key(name))
-        alive = pipe.execute()
-    return sorted(name for name, ok in zip(names, alive, strict=True) if ok)
 
 
 class Heartbeat:

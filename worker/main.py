@@ -23,7 +23,7 @@ from rq.exceptions import StopRequested
 from octopi_core.settings import Settings
 
 from .heartbeat import Heartbeat
-from .jobqueue import make_queue
+from .jobs.queue import make_queue
 from .tasks import TaskContext, configure, connect
 
 __all__ = ["PickWorker", "run_worker", "default_worker_name"]

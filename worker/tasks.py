@@ -26,11 +26,11 @@ from octopi_core.io import storage_options_without_redirects
 from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings, get_settings
 
-from .exceptions import InternalJobError, JobTimeoutError, OutputWriteError
-from .keys import RUNNING_KEY, cancel_key, reuse_key
-from .lifecycle import claim_attempt, finish_attempt, owner_token, requeue_attempt
+from .jobs.exceptions import InternalJobError, JobTimeoutError, OutputWriteError
+from .jobs.keys import RUNNING_KEY, cancel_key, reuse_key
+from .jobs.lifecycle import claim_attempt, finish_attempt, owner_token, requeue_attempt
+from .jobs.state import JobRecord, JobStage, JobStatus, fetch_result, set_progress, set_stage
 from .model_cache import ModelCache
-from .state import JobRecord, JobStage, JobStatus, fetch_result, set_progress, set_stage
 
 __all__ = ["TaskContext", "configure", "current_context", "pick_particles", "connect"]
 

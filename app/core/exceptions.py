@@ -1,4 +1,4 @@
-"""Errors of a request to the gateway, named after the condition (job errors: ``worker.exceptions``)."""
+"""Errors of a request to the gateway, named after the condition (job errors: ``worker.jobs.exceptions``)."""
 
 __all__ = [
     "RequestError",

@@ -2,7 +2,7 @@
 
 Request counts and latencies are per gateway process. Queue depth, worker count, jobs by final status,
 job and inference duration histograms (buckets up to an hour) and tomograms in the last hour come from
-Redis (written by the workers, :mod:`worker.stats`), so every replica reports the same values.
+Redis (written by the workers, :mod:`worker.jobs.stats`), so every replica reports the same values.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from octopi_core.settings import Settings
-from worker import stats
-from worker.heartbeat import live_workers
-from worker.jobqueue import queue_depth
-from worker.keys import RUNNING_KEY
+from worker.jobs import stats
+from worker.jobs.keys import RUNNING_KEY
+from worker.jobs.queue import queue_depth
+from worker.jobs.workers import live_workers
 
 __all__ = ["ServiceMetrics", "RequestMetricsMiddleware"]
 

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from octopi_core import exceptions as core
-from worker import exceptions as job
+from worker.jobs import exceptions as job
 
 from . import exceptions as request
 

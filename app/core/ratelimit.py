@@ -6,7 +6,7 @@ import time
 
 from redis import Redis
 
-from worker.keys import rate_key
+from worker.jobs.keys import rate_key
 
 from .exceptions import RateLimitExceededError
 

@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.main import create_app
 from app.redis_server import free_port
-from worker.keys import WORKERS_KEY, worker_key
+from worker.jobs.keys import WORKERS_KEY, worker_key
 
 pytestmark = pytest.mark.slow
 _EXAMPLES_PER_OPERATION = 25

@@ -41,7 +41,7 @@ def test_the_service_runs_the_pipeline_defaults_and_reads_windows_from_the_envir
     monkeypatch, text, window
 ):
     from octopi_core.options import PredictOptions
-    from worker.state import JobOptions
+    from worker.jobs.state import JobOptions
 
     # The worker must reach the benchmarked speed: same layout as the bare pipeline unless configured.
     pipeline, service = PredictOptions(), JobOptions().predict_options()

@@ -19,7 +19,7 @@ _REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
 @pytest.fixture
 def idle_redis() -> str:
     """A reachable Redis with no live worker registered."""
-    from worker.heartbeat import live_workers
+    from worker.jobs.workers import live_workers
 
     connection = redis.Redis.from_url(_REDIS_URL, socket_connect_timeout=1)
     try:

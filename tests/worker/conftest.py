@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from worker.lifecycle import create_job
-from worker.state import JobOptions, JobRecord, result_digest
+from worker.jobs.lifecycle import create_job
+from worker.jobs.state import JobOptions, JobRecord, result_digest
 
 
 @pytest.fixture

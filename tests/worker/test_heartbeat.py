@@ -1,7 +1,8 @@
 import time
 
-from worker.heartbeat import Heartbeat, live_workers
-from worker.keys import WORKERS_KEY, worker_key
+from worker.heartbeat import Heartbeat
+from worker.jobs.keys import WORKERS_KEY, worker_key
+from worker.jobs.workers import live_workers
 
 
 def test_heartbeat_keeps_a_worker_alive_until_stopped(redis_conn, service_settings):
@@ -15,9 +16,3 @@ def test_heartbeat_keeps_a_worker_alive_until_stopped(redis_conn, service_settin
     finally:
         beat.stop(forget=True)
     assert live_workers(redis_conn) == [] and not redis_conn.sismember(WORKERS_KEY, "hb-1")
-
-
-def test_a_silent_worker_drops_out_of_the_live_set(redis_conn, service_settings):
-    redis_conn.sadd(WORKERS_KEY, "gone", "here")
-    redis_conn.set(worker_key("here"), "{}", px=5000)
-    assert live_workers(redis_conn) == ["here"]

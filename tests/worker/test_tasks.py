@@ -13,9 +13,9 @@ from octopi_core.picks import PicksDocument
 from octopi_core.pipeline import Picker, PredictOptions
 from octopi_core.registry import Registry
 from worker import tasks
-from worker.keys import cancel_key
+from worker.jobs.keys import cancel_key
+from worker.jobs.state import JobRecord, JobStatus, fetch_result
 from worker.main import run_worker
-from worker.state import JobRecord, JobStatus, fetch_result
 
 
 def _run(settings) -> None:

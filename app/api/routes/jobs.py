@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from octopi_core.export import PicksFormat
-from worker.state import JobStatus
+from worker.jobs.state import JobStatus
 
 from ... import crud
 from ...core.problem import problem_responses

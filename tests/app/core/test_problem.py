@@ -5,7 +5,7 @@ from starlette.exceptions import HTTPException
 from app.core.exceptions import RateLimitExceededError, TomogramTooLargeError, UriNotAllowedError
 from app.core.problem import problem_from_error_type, problem_from_exception
 from octopi_core.exceptions import CorruptTomogramError, TomogramError, TomogramNotFoundError
-from worker.exceptions import NoSuchJobError, WorkerLostError
+from worker.jobs.exceptions import NoSuchJobError, WorkerLostError
 
 
 def test_the_table_maps_each_error_to_its_status():

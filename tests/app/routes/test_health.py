@@ -1,4 +1,4 @@
-from worker.keys import WORKERS_KEY, worker_key
+from worker.jobs.keys import WORKERS_KEY, worker_key
 
 
 def test_healthz(client):

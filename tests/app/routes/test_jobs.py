@@ -9,8 +9,8 @@ import pytest
 
 from octopi_core.picks import PickPoint, PicksDocument
 from tests.app.conftest import assert_problem
-from worker.lifecycle import claim_attempt, finish_attempt
-from worker.state import JobStatus, set_progress, set_stage
+from worker.jobs.lifecycle import claim_attempt, finish_attempt
+from worker.jobs.state import JobStatus, set_progress, set_stage
 
 
 def _submit(client, uri, **body):

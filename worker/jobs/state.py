@@ -1,6 +1,6 @@
 """A job's record in Redis: status, stage, progress, options and outcome, read and written in one place.
 
-The record is one hash (``octopi:job:<id>``, see :mod:`worker.keys`). Timestamps are UTC ISO-8601
+The record is one hash (``octopi:job:<id>``, see :mod:`worker.jobs.keys`). Timestamps are UTC ISO-8601
 strings, numbers are decimal strings, lists and dicts are JSON. Writers take an optional ``pipeline``
 so callers can change several keys atomically.
 """

@@ -1,6 +1,6 @@
 import pytest
 
-from worker import stats
+from worker.jobs import stats
 
 
 def test_histogram_is_cumulative_with_sum_and_count(redis_conn):

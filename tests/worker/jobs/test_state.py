@@ -1,7 +1,7 @@
 import pytest
 
-from worker.exceptions import NoSuchJobError
-from worker.state import (
+from worker.jobs.exceptions import NoSuchJobError
+from worker.jobs.state import (
     JobOptions,
     JobRecord,
     JobStage,

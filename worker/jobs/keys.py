@@ -34,7 +34,8 @@ FINISHED_KEY = f"{PREFIX}:stats:finished"  # sorted set: job id scored by the ti
 
 
 def job_key(job_id: str) -> str:
-    """Hash of one job's record (:class:`worker.state.JobRecord`); expires ``result_ttl_s`` after it ends."""
+    """Hash of one job's record (:class:`worker.jobs.state.JobRecord`); expires ``result_ttl_s`` after it
+    ends."""
     return f"{PREFIX}:job:{job_id}"
 
 

@@ -1,11 +1,17 @@
 import pytest
 
-from worker import stats
-from worker.exceptions import InvalidJobStateError
-from worker.jobqueue import make_queue, queue_depth
-from worker.keys import RUNNING_KEY, WORKERS_KEY, job_key, reuse_key, rq_job_id, worker_key
-from worker.lifecycle import cancel_job, claim_attempt, finish_attempt, reap_dead_workers, requeue_attempt
-from worker.state import JobRecord, JobStatus, fetch_result, is_cancel_requested
+from worker.jobs import stats
+from worker.jobs.exceptions import InvalidJobStateError
+from worker.jobs.keys import RUNNING_KEY, WORKERS_KEY, job_key, reuse_key, rq_job_id, worker_key
+from worker.jobs.lifecycle import (
+    cancel_job,
+    claim_attempt,
+    finish_attempt,
+    reap_dead_workers,
+    requeue_attempt,
+)
+from worker.jobs.queue import make_queue, queue_depth
+from worker.jobs.state import JobRecord, JobStatus, fetch_result, is_cancel_requested
 
 
 def _queued_ids(redis_conn, settings):

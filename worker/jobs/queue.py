@@ -1,7 +1,8 @@
 """The RQ queue that carries job attempts from the gateway to the workers.
 
-Each attempt of a service job is its own RQ job, ``<job id>-<attempt>`` (see :func:`worker.keys.rq_job_id`),
-calling :func:`worker.tasks.pick_particles` by name, so the gateway never imports the worker's model code.
+Each attempt of a service job is its own RQ job, ``<job id>-<attempt>`` (see
+:func:`worker.jobs.keys.rq_job_id`), calling :func:`worker.tasks.pick_particles` by name, so the gateway
+never imports the worker's model code.
 A re-queue enqueues a fresh RQ job; RQ's bookkeeping of the abandoned one cannot touch the new attempt.
 """
 
@@ -21,7 +22,6 @@ __all__ = [
     "RQ_RESULT_TTL_S",
     "make_queue",
     "enqueue_attempt",
-    "remove_attempt",
     "queue_position",
     "queue_depth",
 ]
@@ -63,11 +63,6 @@ def enqueue_attempt(
         description=f"pick particles in {record.tomogram_uri}",
     )
     return rq_id
-
-
-def remove_attempt(connection: Redis, settings: Settings, record: JobRecord) -> bool:
-    """Take the current attempt of ``record`` off the queue; False when no longer there (a worker has it)."""
-    return bool(make_queue(connection, settings).remove(rq_job_id(record.id, record.attempt)))
 
 
 def queue_position(connection: Redis, settings: Settings, record: JobRecord) -> int | None:

@@ -1,7 +1,7 @@
 """Job lifecycle transitions, each one atomic in Redis (WATCH/MULTI/EXEC).
 
 A running attempt is owned through an entry ``job id -> "<worker>|<attempt>"`` in
-:data:`worker.keys.RUNNING_KEY`. Only the owner may finish or re-queue the attempt, and the reaper
+:data:`worker.jobs.keys.RUNNING_KEY`. Only the owner may finish or re-queue the attempt, and the reaper
 may take it over only while the owner's heartbeat key is gone. Every transition checks ownership
 and changes the record in one transaction, so a worker that was presumed dead (and whose job was
 re-queued) can never overwrite the newer attempt's outcome.
@@ -29,8 +29,8 @@ from octopi_core.settings import Settings
 
 from . import stats
 from .exceptions import InvalidJobStateError, WorkerLostError
-from .jobqueue import enqueue_attempt, make_queue
 from .keys import RUNNING_KEY, WORKERS_KEY, cancel_key, job_key, reuse_key, rq_job_id, worker_key
+from .queue import enqueue_attempt, make_queue
 from .state import (
     JobRecord,
     JobStatus,

@@ -1,6 +1,6 @@
 from rq.job import validate_job_id
 
-from worker import keys
+from worker.jobs import keys
 
 
 def test_keys_live_under_the_octopi_namespace():
