@@ -12,9 +12,12 @@ from typing import Any
 from octopi_core.export.formats import PicksFormat
 
 _EXPORTS = {
-    "COPICK_USER_ID": "dispatch",
-    "COPICK_SESSION_ID": "dispatch",
-    "picks_document_from_voxels": "dispatch",
+    "COPICK_USER_ID": "copick",
+    "COPICK_SESSION_ID": "copick",
+    "picks_document_from_voxels": "coordinates",
+    "zyx_to_xyz": "coordinates",
+    "xyz_a_to_zyx_vox": "coordinates",
+    "zyx_vox_to_xyz_a": "coordinates",
     "render_picks": "dispatch",
     "write_picks": "dispatch",
     "read_picks": "dispatch",
