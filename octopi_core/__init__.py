@@ -41,7 +41,7 @@ _EXPORTS = {
     "PhantomSettings": "synth",
     "Picker": "pipeline",
     "PredictOptions": "options",
-    "Stage": "pipeline",
+    "Stage": "stage",
     "Registry": "registry",
     "train": "train",
     "TrainConfig": "train",
