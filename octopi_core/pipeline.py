@@ -12,8 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .device import select_device
 from .export import picks_document_from_voxels
 from .inference import segment_tomogram
 from .io import load_tomogram
@@ -30,14 +29,7 @@ from .particles import particle_by_name, resolve_particles
 from .picks import PicksDocument
 from .stage import Stage
 
-__all__ = ["Stage", "PredictOptions", "Picker", "run_name_from_uri", "pick_device"]
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given, else the first CUDA GPU when one is visible, else the CPU."""
-    if name and name != "auto":
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+__all__ = ["Stage", "PredictOptions", "Picker", "run_name_from_uri"]
 
 
 def run_name_from_uri(uri: str) -> str:
@@ -58,7 +50,7 @@ class Picker:
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, device: str | None = None) -> None:
-        self.device = pick_device(device)
+        self.device = select_device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_dir()
         self.model, self.config = load_checkpoint(self.checkpoint, device=self.device)
 

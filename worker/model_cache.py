@@ -28,7 +28,7 @@ class ModelCache:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.registry = registry
-        self.device = None if device == "auto" else device
+        self.device = device  # "auto" is resolved by octopi_core.device.select_device
         self.capacity = capacity
         self.champion: str | None = None
         self._pickers: OrderedDict[str, Picker] = OrderedDict()
