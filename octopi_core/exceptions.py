@@ -13,12 +13,15 @@ __all__ = [
     "TomogramUnreachableError",
     "UnsupportedUriError",
     "UnsupportedFormatError",
+    "UnsupportedDataTypeError",
+    "RedirectRefusedError",
     "CorruptTomogramError",
     "InvalidTomogramShapeError",
     "EmptyTomogramError",
     "InvalidVoxelSizeError",
     "TomogramTooSmallError",
     "CheckpointError",
+    "UnknownParticleClassError",
     "PicksFormatError",
     "InferenceCancelledError",
     "TrainingDataError",
@@ -53,6 +56,14 @@ class UnsupportedFormatError(TomogramError):
     """The object at the URI is neither OME-Zarr/Zarr nor MRC/REC."""
 
 
+class UnsupportedDataTypeError(TomogramError):
+    """The voxels are not real numbers (complex MRC modes 3/4, complex or non-numeric zarr dtypes)."""
+
+
+class RedirectRefusedError(TomogramError):
+    """The HTTP server answered with a redirect, which the service does not follow (SSRF protection)."""
+
+
 class CorruptTomogramError(TomogramError):
     """The file is of a known format but its header or data is damaged or truncated."""
 
@@ -75,6 +86,10 @@ class TomogramTooSmallError(TomogramError):
 
 class CheckpointError(OctopiError):
     """A model checkpoint is missing, corrupt or does not match its config."""
+
+
+class UnknownParticleClassError(OctopiError, ValueError):
+    """A requested particle class is not one the model picks (also a ValueError, as before it had a name)."""
 
 
 class PicksFormatError(OctopiError):

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import fsspec
 import redis
 from redis import Redis
 from rq.timeouts import JobTimeoutException
 
 from octopi_core.exceptions import InferenceCancelledError, OctopiError
 from octopi_core.export import PicksFormat, render_picks
-from octopi_core.io import storage_options_without_redirects
+from octopi_core.io import service_storage_options, write_output
 from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings, get_settings
 
@@ -184,7 +183,9 @@ def _run(context: TaskContext, record: JobRecord) -> str:
 
     try:
         picker = context.models.get(record.model_version)
-        storage_options = storage_options_without_redirects(record.tomogram_uri)
+        storage_options = service_storage_options(
+            record.tomogram_uri, s3_endpoint_url=context.settings.s3_endpoint_url
+        )
         document = picker.predict(
             record.tomogram_uri,
             options.predict_options(storage_options),
@@ -209,7 +210,9 @@ def _succeed(
 ) -> str:
     """Write the picks to ``output_uri`` (when asked) and store them as the job's result."""
     try:
-        outputs = _write_outputs(document, record.options.output_uri, record.options.formats)
+        outputs = _write_outputs(
+            document, record.options.output_uri, record.options.formats, context.settings
+        )
     except OutputWriteError as e:
         return _finish(context, record, JobStatus.FAILED, error=e)
     return _finish(
@@ -252,8 +255,11 @@ def _reusable_result(connection: Redis, record: JobRecord) -> tuple[str, PicksDo
     return None if text is None else (source_id, PicksDocument.model_validate_json(text))
 
 
-def _write_outputs(document: PicksDocument, output_uri: str | None, formats: list[str]) -> list[str]:
-    """Write ``<output_uri>/<run_name>.picks.<ext>`` for each format; return the URIs written.
+def _write_outputs(
+    document: PicksDocument, output_uri: str | None, formats: list[str], settings: Settings
+) -> list[str]:
+    """Write ``<output_uri>/<run_name>.picks.<ext>`` for each format (local targets under the local roots);
+    return the URIs written.
 
     Raises:
         OutputWriteError: when a file cannot be written.
@@ -264,13 +270,17 @@ def _write_outputs(document: PicksDocument, output_uri: str | None, formats: lis
     for name in formats:
         fmt = PicksFormat(name)
         target = f"{output_uri.rstrip('/')}/{document.run_name}.picks.{_EXTENSIONS[fmt]}"
+        options = service_storage_options(target, s3_endpoint_url=settings.s3_endpoint_url)
         try:
-            fs, path = fsspec.core.url_to_fs(target)
-            if "file" in fs.protocol or "local" in fs.protocol:
-                fs.makedirs(fs._parent(path), exist_ok=True)
-            with fs.open(path, "w") as stream:
-                stream.write(render_picks(document, fmt))
+            written.append(
+                write_output(
+                    target,
+                    render_picks(document, fmt),
+                    local_roots=settings.local_roots,
+                    storage_options=options,
+                )
+            )
         except Exception as e:
-            raise OutputWriteError(f"could not write {target}: {type(e).__name__}: {e}") from e
-        written.append(target)
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)  # not the resolved path
+            raise OutputWriteError(f"could not write {target}: {type(e).__name__}: {reason}") from e
     return written

@@ -56,6 +56,8 @@ _TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (core.TomogramUnreachableError, 422, "tomogram-unreachable", "Tomogram host unreachable"),
     (core.UnsupportedUriError, 422, "unsupported-uri", "Unsupported tomogram URI"),
     (core.UnsupportedFormatError, 422, "unsupported-format", "Unsupported tomogram format"),
+    (core.UnsupportedDataTypeError, 422, "unsupported-data-type", "Tomogram voxels are not real numbers"),
+    (core.RedirectRefusedError, 422, "redirect-refused", "Tomogram URL redirects elsewhere"),
     (core.CorruptTomogramError, 422, "corrupt-tomogram", "Corrupt tomogram"),
     (core.InvalidTomogramShapeError, 422, "invalid-tomogram-shape", "Tomogram is not 3-D"),
     (core.EmptyTomogramError, 422, "empty-tomogram", "Tomogram holds no signal"),

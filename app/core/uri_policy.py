@@ -3,13 +3,21 @@
 Rules, checked before anything is fetched:
 
 - The scheme must be in ``allowed_schemes`` (a plain path counts as ``file``).
+- The URI must pass :func:`octopi_core.io.parse_uri`, the parser the readers and writers use too, so what
+  is checked here is what is opened: no fsspec chaining (``::``), no other scheme, no ``file://host``, no
+  ``~``, no user info (the parser's docstring lists every refused form).
 - ``http(s)``: every address the host resolves to must be a public (global) address. Loopback, private,
   link-local, shared, reserved and multicast addresses, and cloud metadata endpoints (169.254.169.254,
   fd00:ec2::254, ...) are refused unless the host name, the address or a network containing it is in
-  ``allowed_hosts``. Redirects are not followed when fetching (see ``worker.tasks``).
-- ``file``/plain paths: the real path (symlinks resolved) must lie under one of ``local_roots``.
+  ``allowed_hosts``. An IPv6 address that embeds an IPv4 one (``::ffff:a.b.c.d``, ``::a.b.c.d``, NAT64
+  ``64:ff9b::/96``, SIIT ``::ffff:0:a.b.c.d``, 6to4 ``2002::/16``, Teredo) is refused when either is.
+  Redirects are not followed when fetching (``octopi_core.io.service_storage_options``).
+- ``file``/plain paths: the real path (symlinks resolved) must lie under one of ``local_roots``. The readers
+  then keep every file of a zarr directory inside that directory, and the writer re-checks the roots.
 - ``s3``: needs a bucket; the endpoint comes from the settings or the environment and is trusted.
 - Outputs may go to ``file`` or ``s3`` only.
+
+Refusals name the URI as given, never its resolved path, the working directory or the home directory.
 
 Note: a host name is resolved here and again when fetched; a DNS answer that changes in between
 (DNS rebinding) is not caught. Pin hosts through ``allowed_hosts`` or use ``s3://`` where that matters.
@@ -20,13 +28,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
-from octopi_core.exceptions import TomogramUnreachableError
+from octopi_core.exceptions import TomogramUnreachableError, UnsupportedUriError
+from octopi_core.io.uri import ParsedUri, parse_uri, uri_scheme
 from octopi_core.settings import Settings
 
 from .exceptions import UriNotAllowedError
@@ -36,16 +43,14 @@ __all__ = ["check_tomogram_uri", "check_output_uri", "uri_scheme", "normalize_ur
 _METADATA_ADDRESSES = {
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
 }
+_LOCAL_USE_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: translates to local IPv4 space
+_WELL_KNOWN_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: IPv4 in the last 32 bits
+_SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765: IPv4-translated
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291 (deprecated): ::a.b.c.d
 _RESOLVE_TIMEOUT_S = 5.0
 _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def uri_scheme(uri: str) -> str:
-    """``file``, ``http``, ``https``, ``s3`` or whatever else the URI says (a plain path is ``file``)."""
-    scheme = urllib.parse.urlsplit(uri).scheme.lower()
-    return "file" if scheme == "" else scheme
 
 
 def _allowed_entries(
@@ -60,9 +65,27 @@ def _allowed_entries(
     return names, networks
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, compatible, NAT64, SIIT, 6to4, Teredo), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # the client; the server address is public by construction
+    if any(address in net for net in (_WELL_KNOWN_NAT64, _SIIT, _IPV4_COMPATIBLE)):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _blocked(address: IpAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        address = ipaddress.IPv6Address(int(address))  # drop a %zone: it changes nothing checked here
+        if address in _LOCAL_USE_NAT64:
+            return True
+        embedded = _embedded_ipv4(address)
+        if embedded is not None and _blocked(embedded):
+            return True
     return address in _METADATA_ADDRESSES or not address.is_global or address.is_multicast
 
 
@@ -83,18 +106,12 @@ def _resolve(host: str, port: int | None) -> list[IpAddress]:
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
-def _check_http(uri: str, parts: urllib.parse.SplitResult, settings: Settings) -> None:
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host:
-        raise UriNotAllowedError(f"URI {uri!r} has no host")
+def _check_http(parsed: ParsedUri, settings: Settings) -> None:
+    host, uri = parsed.host.lower(), parsed.uri
     names, networks = _allowed_entries(settings)
     if host in names:
         return
-    try:
-        port = parts.port
-    except ValueError:
-        raise UriNotAllowedError(f"URI {uri!r} has an invalid port") from None
-    for address in _resolve(host, port):
+    for address in _resolve(host, parsed.port):
         if any(address in network for network in networks if network.version == address.version):
             continue
         if _blocked(address):
@@ -104,49 +121,49 @@ def _check_http(uri: str, parts: urllib.parse.SplitResult, settings: Settings) -
             )
 
 
-def _local_path(uri: str, parts: urllib.parse.SplitResult) -> Path:
-    if parts.scheme.lower() == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise UriNotAllowedError(f"file URI {uri!r} names a remote host {parts.netloc!r}")
-        raw = urllib.request.url2pathname(parts.path)
-    else:
-        raw = uri
-    if "\x00" in raw:
-        raise UriNotAllowedError("local path contains a NUL character")
-    return Path(os.path.realpath(os.path.expanduser(raw)))
+def _real_path(parsed: ParsedUri, what: str) -> Path:
+    """The real path of a local URI (symlinks resolved, as the OS will open it).
+
+    Raises:
+        UriNotAllowedError: a component cannot be read (``/proc/1/cwd``), naming the URI as given.
+    """
+    try:
+        return Path(os.path.realpath(parsed.path))
+    except OSError as e:
+        raise UriNotAllowedError(
+            f"{what} {parsed.uri!r} cannot be resolved ({e.strerror or 'error'})"
+        ) from None
 
 
-def _check_local(uri: str, parts: urllib.parse.SplitResult, settings: Settings) -> None:
+def _check_local(parsed: ParsedUri, settings: Settings, what: str) -> None:
     roots = settings.local_roots or []
     if not roots:
         raise UriNotAllowedError("local paths are not allowed here (OCTOPI_LOCAL_ROOTS is empty)")
-    path = _local_path(uri, parts)
+    path = _real_path(parsed, what)
     if not any(path == root or path.is_relative_to(root) for root in roots):
-        shown = ", ".join(str(r) for r in roots)
-        raise UriNotAllowedError(f"local path {str(path)!r} is outside the allowed roots ({shown})")
+        raise UriNotAllowedError(
+            f"{what} {parsed.uri!r} is outside the allowed local roots (OCTOPI_LOCAL_ROOTS)"
+        )
 
 
-def _check(uri: str, settings: Settings, *, schemes: set[str], what: str) -> None:
+def _check(uri: str, settings: Settings, *, schemes: set[str], what: str) -> ParsedUri:
     if not isinstance(uri, str) or not uri.strip():
         raise UriNotAllowedError(f"{what} must be a non-empty URI")
-    if any(ord(c) < 32 for c in uri):
-        raise UriNotAllowedError(f"{what} contains control characters")
-    try:
-        parts = urllib.parse.urlsplit(uri)
-    except ValueError as e:
-        raise UriNotAllowedError(f"{what} {uri!r} is not a valid URI ({e})") from None
     scheme = uri_scheme(uri)
     allowed = schemes & set(settings.allowed_schemes)
     if scheme not in allowed:
         raise UriNotAllowedError(
             f"{what} scheme {scheme!r} is not allowed; use one of {', '.join(sorted(allowed)) or 'none'}"
         )
-    if scheme == "file":
-        _check_local(uri, parts, settings)
-    elif scheme in ("http", "https"):
-        _check_http(uri, parts, settings)
-    elif scheme == "s3" and not parts.netloc:
-        raise UriNotAllowedError(f"{what} {uri!r} names no bucket")
+    try:
+        parsed = parse_uri(uri)
+    except (UnsupportedUriError, ValueError) as e:
+        raise UriNotAllowedError(f"{what}: {e}") from None
+    if parsed.scheme == "file":
+        _check_local(parsed, settings, what)
+    elif parsed.scheme in ("http", "https"):
+        _check_http(parsed, settings)
+    return parsed
 
 
 def check_tomogram_uri(uri: str, settings: Settings) -> None:
@@ -170,6 +187,13 @@ def check_output_uri(uri: str, settings: Settings) -> None:
 
 def normalize_uri(uri: str) -> str:
     """The URI workers should use: local paths become absolute real paths (workers may run elsewhere in the
-    file tree); other URIs are returned unchanged."""
-    parts = urllib.parse.urlsplit(uri)
-    return str(_local_path(uri, parts)) if uri_scheme(uri) == "file" else uri
+    file tree); other URIs their parsed form (:attr:`octopi_core.io.ParsedUri.url`).
+
+    Raises:
+        UriNotAllowedError: ``uri`` does not parse, or a local path cannot be resolved.
+    """
+    try:
+        parsed = parse_uri(uri)
+    except (UnsupportedUriError, ValueError) as e:
+        raise UriNotAllowedError(str(e)) from None
+    return str(_real_path(parsed, "URI")) if parsed.scheme == "file" else parsed.url

@@ -1,13 +1,12 @@
-"""Where a tomogram lives: URI parsing, fsspec filesystems and storage options, and the mapping of
-third-party failures to the typed errors of :mod:`octopi_core.exceptions`.
+"""Where a tomogram lives: the parsed URI (:mod:`.uri`), fsspec filesystems and storage options, the check
+that local files stay inside the tomogram's directory, and the mapping of third-party failures to the typed
+errors of :mod:`octopi_core.exceptions`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,22 +18,48 @@ import fsspec.exceptions
 
 from octopi_core.exceptions import (
     CorruptTomogramError,
+    RedirectRefusedError,
     TomogramAccessDeniedError,
     TomogramError,
     TomogramNotFoundError,
     TomogramUnreachableError,
-    UnsupportedUriError,
 )
 
-__all__ = ["storage_options_without_redirects"]  # otherwise package-private: siblings import its _ helpers
+from .uri import parse_uri
+
+__all__ = [  # otherwise package-private: siblings import its _ helpers
+    "service_storage_options",
+    "storage_options_without_redirects",
+]
+
+
+def service_storage_options(uri: str, *, s3_endpoint_url: str | None = None) -> dict | None:
+    """fsspec options for a service reading or writing ``uri``: no HTTP redirects, the configured S3 endpoint.
+
+    A service that checked a URL's host against an SSRF policy must not then be redirected elsewhere.
+
+    Args:
+        uri: the tomogram or output URI.
+        s3_endpoint_url: S3 endpoint for ``s3://`` URIs (the service's ``s3_endpoint_url`` setting); None
+            leaves it to botocore (``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, else AWS).
+
+    Returns:
+        The options, or None when the defaults are right.
+    """
+    scheme = uri.split(":", 1)[0].lower() if isinstance(uri, str) else ""
+    if scheme in ("http", "https"):
+        return {"allow_redirects": False}
+    if scheme == "s3" and s3_endpoint_url:
+        return {"client_kwargs": {"endpoint_url": s3_endpoint_url}}
+    return None
 
 
 def storage_options_without_redirects(uri: str) -> dict | None:
     """fsspec options that stop an HTTP(S) fetch of ``uri`` from following redirects (None for other schemes).
 
-    A service that checked a URL's host against an SSRF policy must not then be redirected elsewhere.
+    Kept for callers that have no S3 endpoint to pass; see :func:`service_storage_options`.
     """
-    return {"allow_redirects": False} if uri.lower().startswith("http") else None
+    return service_storage_options(uri)
 
 
 _HTTP_CONNECT_TIMEOUT_S = 30.0
@@ -58,9 +83,20 @@ _UNREACHABLE_ERRORS = (  # failures to reach the host at all
 )
 
 
+class _RedirectRefused(Exception):
+    """An HTTP answer was a redirect while redirects are off (raised inside aiohttp, mapped below)."""
+
+
+async def _refuse_redirect(response: aiohttp.ClientResponse) -> None:
+    """aiohttp ``raise_for_status`` hook: a 3xx reaching the caller is a redirect that was not followed."""
+    if 300 <= response.status < 400:
+        raise _RedirectRefused(response.status)
+
+
 @dataclass
 class _Location:
-    """Where a tomogram lives: ``scheme`` is local/http/s3; ``path`` is what ``fs`` takes."""
+    """Where a tomogram lives: ``scheme`` is local/http/s3; ``path`` is what ``fs`` takes (local: the real
+    path, symlinks resolved)."""
 
     uri: str
     scheme: str
@@ -73,28 +109,43 @@ class _Location:
 
 
 def _locate(uri: str, storage_options: dict | None) -> _Location:
-    if not isinstance(uri, str) or not uri.strip():
-        raise ValueError(f"uri must be a non-empty string, got {uri!r}")
-    parts = urllib.parse.urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
-        kind, path = "local", os.path.abspath(os.path.expanduser(uri))
-    elif scheme == "file" and parts.netloc in ("", "localhost"):
-        kind, path = "local", os.path.abspath(urllib.request.url2pathname(parts.path))
-    elif scheme in ("http", "https") and parts.netloc:
-        kind, path = "http", uri.rstrip("/")
-    elif scheme == "s3" and parts.netloc:
-        kind, path = "s3", (parts.netloc + parts.path).rstrip("/")
+    parsed = parse_uri(uri)
+    kind = {"file": "local", "http": "http", "https": "http", "s3": "s3"}[parsed.scheme]
+    if kind == "local":
+        with _as_tomogram_errors(uri):  # an unreadable component (/proc/1/cwd) is denied, not a crash
+            path = os.path.realpath(parsed.path)
     else:
-        raise UnsupportedUriError(
-            f"unsupported tomogram URI {uri!r} (scheme {scheme + '://' if scheme else 'none'}); "
-            "use a local path, file://, http(s):// or s3://"
-        )
-    options = {**_default_storage_options(kind), **(storage_options or {})}
+        path = parsed.url if kind == "http" else parsed.url.removeprefix("s3://")
+    options = _merged(_default_storage_options(kind), storage_options or {})
     protocol = {"local": "file", "http": "http", "s3": "s3"}[kind]
     return _Location(
         uri=uri, scheme=kind, path=path, options=options, fs=fsspec.filesystem(protocol, **options)
     )
+
+
+def _merged(defaults: dict, overrides: dict) -> dict:
+    """``defaults`` updated by ``overrides``, one level deep (``client_kwargs`` keep their defaults)."""
+    out = dict(defaults)
+    for key, value in overrides.items():
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = {**out[key], **value} if both_dicts else value
+    return out
+
+
+def _check_inside(loc: _Location, path: str) -> None:
+    """Refuse a local file whose real path leaves the tomogram's directory (a symlink pointing out).
+
+    Raises:
+        TomogramAccessDeniedError: naming the URI and the entry as given, never the link's target.
+    """
+    if loc.scheme != "local":
+        return
+    real, root = os.path.realpath(path), loc.path.rstrip(os.sep)
+    if real != loc.path and not real.startswith(root + os.sep):
+        name = os.path.relpath(path, loc.path)
+        raise TomogramAccessDeniedError(
+            f"tomogram {loc.uri}: {name!r} links outside the tomogram; links must stay inside it"
+        )
 
 
 def _default_storage_options(kind: str) -> dict:
@@ -102,7 +153,8 @@ def _default_storage_options(kind: str) -> dict:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=_HTTP_CONNECT_TIMEOUT_S, sock_read=_HTTP_READ_TIMEOUT_S
         )
-        return {"client_kwargs": {"timeout": timeout}, "skip_instance_cache": True}
+        hooks = {"timeout": timeout, "raise_for_status": _refuse_redirect}
+        return {"client_kwargs": hooks, "skip_instance_cache": True}
     if kind == "s3":
         env = os.environ
         creds_file = env.get("AWS_SHARED_CREDENTIALS_FILE", os.path.expanduser("~/.aws/credentials"))
@@ -116,10 +168,7 @@ def _default_storage_options(kind: str) -> dict:
                 "retries": {"max_attempts": 3},
             },
         }
-        endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            options["client_kwargs"] = {"endpoint_url": endpoint}
-        return options
+        return options  # the endpoint: storage_options, else botocore reads AWS_ENDPOINT_URL(_S3) itself
     return {}
 
 
@@ -140,7 +189,15 @@ def _as_tomogram_errors(uri: str) -> Iterator[None]:
 
 
 def _tomogram_error(e: Exception, uri: str) -> TomogramError:
-    detail = f"{type(e).__name__}: {e}"
+    redirect = _redirect_in(e)
+    if redirect is not None:
+        return RedirectRefusedError(
+            f"the server of tomogram {uri} answered HTTP {redirect.args[0]}, a redirect; redirects are not "
+            "followed: give the final URL"
+        )
+    # An OSError's own text names the resolved path it failed on: give only its reason.
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    detail = f"{type(e).__name__}: {reason}"
     status = getattr(e, "status", None)
     response = getattr(e, "response", None)  # botocore ClientError
     code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
@@ -161,8 +218,19 @@ def _tomogram_error(e: Exception, uri: str) -> TomogramError:
     return CorruptTomogramError(f"tomogram {uri} is corrupt or unreadable ({detail})")
 
 
+def _redirect_in(e: BaseException) -> _RedirectRefused | None:
+    """The refused redirect behind ``e`` (fsspec re-raises some failures as FileNotFoundError from them)."""
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None or isinstance(seen, _RedirectRefused):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _read_or_none(loc: _Location, path: str, end: int | None = None) -> bytes | None:
     """Bytes of ``path`` (up to ``end``), or None when nothing is there; other failures propagate."""
+    _check_inside(loc, path)
     try:
         return loc.fs.cat_file(path, start=0 if end else None, end=end)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -171,6 +239,7 @@ def _read_or_none(loc: _Location, path: str, end: int | None = None) -> bytes | 
 
 def _identity(loc: _Location, path: str) -> str:
     """ETag, or size and modification time, of ``path``; "" when the store reports neither."""
+    _check_inside(loc, path)
     try:
         info = loc.fs.info(path)
     except FileNotFoundError:

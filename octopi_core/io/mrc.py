@@ -20,7 +20,7 @@ from octopi_core.exceptions import (
 )
 
 from ._location import _identity, _Location
-from .source import TomogramSource
+from .source import TomogramSource, _check_voxels
 from .voxel_size import _zyx_argument
 
 __all__ = ["write_mrc"]
@@ -76,6 +76,7 @@ def _open_mrc(loc: _Location, override_a: float | None) -> TomogramSource:
         raise InvalidTomogramShapeError(
             f"MRC file {loc.uri} has shape {shape}; expected a 3-D (z, y, x) volume"
         )
+    _check_voxels(tuple(shape), np.dtype(dtype), loc.uri)
     offset = 1024 + int(header.nsymbt)
     needed = offset + int(np.prod(shape)) * dtype.itemsize
     if size is not None and size < needed:

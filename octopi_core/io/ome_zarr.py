@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from typing import Any
 
+import fsspec
 import numpy as np
 import zarr
 
@@ -18,8 +20,8 @@ from octopi_core.exceptions import (
     UnsupportedFormatError,
 )
 
-from ._location import _async_options, _identity, _locate, _Location
-from .source import TomogramSource
+from ._location import _async_options, _check_inside, _identity, _locate, _Location
+from .source import TomogramSource, _check_voxels
 from .voxel_size import _zyx_argument
 
 __all__ = ["write_ome_zarr"]
@@ -73,11 +75,10 @@ def write_ome_zarr(
     levels = [volume]
     for _ in range(1, n_levels):
         levels.append(_downsample2(levels[-1]))
-    if "://" in uri_or_path and not uri_or_path.startswith("file://"):
-        loc = _locate(uri_or_path, None)
-        store: Any = zarr.storage.FsspecStore.from_url(uri_or_path, storage_options=_async_options(loc))
-    else:
-        store = zarr.storage.LocalStore(_locate(uri_or_path, None).path)
+    loc = _locate(uri_or_path, None)
+    store = (
+        zarr.storage.LocalStore(loc.path) if loc.scheme == "local" else _fsspec_store(loc, read_only=False)
+    )
     root = zarr.open_group(store=store, mode="w", zarr_format=zarr_format)
     extra = {"chunk_key_encoding": {"name": "v2", "separator": "/"}} if zarr_format == 2 else {}
     datasets = []
@@ -120,14 +121,7 @@ def _open_zarr(
 ) -> TomogramSource:
     if not is_array and not multiscales:
         raise UnsupportedFormatError(f"zarr group {loc.uri} has no OME-NGFF 'multiscales' metadata")
-    if loc.scheme == "local":
-        store: Any = zarr.storage.LocalStore(loc.path, read_only=True)
-    else:
-        store = zarr.storage.FsspecStore.from_url(
-            "s3://" + loc.path if loc.scheme == "s3" else loc.path,
-            storage_options=_async_options(loc),
-            read_only=True,
-        )
+    store = _ConfinedLocalStore(loc) if loc.scheme == "local" else _fsspec_store(loc, read_only=True)
     if is_array:
         if override_a is None:
             raise InvalidVoxelSizeError(
@@ -153,6 +147,7 @@ def _open_zarr(
             f"tomogram {loc.uri} has shape {shape}; expected a 3-D (z, y, x) volume "
             "(other axes must have length 1)"
         )
+    _check_voxels(tuple(shape[i] for i in spatial), array.dtype, loc.uri)
     index = [slice(None) if i in spatial else 0 for i in range(len(shape))]
     chunks = getattr(array, "shards", None) or array.chunks
     level_meta = (f"{level_path}/" if level_path else "") + ("zarr.json" if zarr_format == 3 else ".zarray")
@@ -168,6 +163,41 @@ def _open_zarr(
         level_path=level_path,
         _reader=_ZarrReader(array, index, spatial[0], int(chunks[spatial[0]])),
     )
+
+
+def _fsspec_store(loc: _Location, *, read_only: bool) -> zarr.storage.FsspecStore:
+    """A store on the already parsed location (``FsspecStore.from_url`` would parse the URL again)."""
+    fs = fsspec.filesystem(loc.fs.protocol[0], asynchronous=True, **_async_options(loc))
+    return zarr.storage.FsspecStore(fs=fs, path=loc.path, read_only=read_only)
+
+
+class _ConfinedLocalStore(zarr.storage.LocalStore):
+    """A read-only local store whose every file (metadata or chunk) must resolve inside the store's directory,
+    so a symlink in the store cannot read a file elsewhere on the machine."""
+
+    def __init__(self, loc: _Location, read_only: bool = True) -> None:
+        super().__init__(loc.path, read_only=True)
+        self._loc = loc
+
+    def with_read_only(self, read_only: bool = False) -> _ConfinedLocalStore:
+        return _ConfinedLocalStore(self._loc)
+
+    def _check(self, key: str) -> None:
+        _check_inside(self._loc, os.path.join(self._loc.path, key))
+
+    def get_sync(self, key: str, *, prototype: Any = None, byte_range: Any = None) -> Any:
+        self._check(key)
+        return super().get_sync(key, prototype=prototype, byte_range=byte_range)
+
+    async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
+        self._check(key)
+        return await super().get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype: Any, key_ranges: Iterable[tuple[str, Any]]) -> list[Any]:
+        key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            self._check(key)
+        return await super().get_partial_values(prototype, key_ranges)
 
 
 def _choose_level(multiscales: Any, uri: str, target_a: float, override_a: float | None):

@@ -7,10 +7,30 @@ from typing import Any
 
 import numpy as np
 
+from octopi_core.exceptions import InvalidTomogramShapeError, UnsupportedDataTypeError
+
 from ._location import _as_tomogram_errors
 from .voxel_size import Zyx
 
 __all__ = ["TomogramSource"]
+
+
+def _check_voxels(shape_zyx: tuple[int, ...], dtype: np.dtype, uri: str) -> None:
+    """Refuse at open time what every later step would choke on: a zero-size axis, non-real voxels.
+
+    Raises:
+        InvalidTomogramShapeError: some axis has length 0.
+        UnsupportedDataTypeError: the voxels are complex (MRC modes 3/4) or not numbers at all.
+    """
+    if any(int(n) < 1 for n in shape_zyx):
+        raise InvalidTomogramShapeError(
+            f"tomogram {uri} has shape {tuple(shape_zyx)} (zyx): an axis of length 0 holds no voxels"
+        )
+    if np.dtype(dtype).kind not in "biuf":
+        raise UnsupportedDataTypeError(
+            f"tomogram {uri} stores {np.dtype(dtype)} voxels; only real (integer or float) voxels can be "
+            "read (a complex map, MRC mode 3/4, would lose its imaginary part)"
+        )
 
 
 @dataclass
