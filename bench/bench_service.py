@@ -38,8 +38,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.client import OctopiClient  # noqa: E402
-from app.redis_server import RedisServer, free_port  # noqa: E402
+from octopi_serve.client import OctopiClient  # noqa: E402
+from octopi_serve.redis_server import RedisServer, free_port  # noqa: E402
 
 _QUIET_BACKGROUND_BIAS = 4.0
 
@@ -92,7 +92,7 @@ def _start(work: Path, env: dict, port: int) -> list[subprocess.Popen]:
         log = open(logs / f"{name}.log", "wb")
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "octopi_core.cli", *args],
+                [sys.executable, "-m", "octopi_serve.cli", *args],
                 env=env,
                 cwd=REPO,
                 stdout=log,

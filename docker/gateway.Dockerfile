@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY octopi_core ./octopi_core
 COPY app ./app
 COPY worker ./worker
+COPY octopi_serve ./octopi_serve
 # torch pinned again: pip's resolver could otherwise swap the build installed above for another.
 RUN pip install --no-cache-dir . "torch==${TORCH_VERSION}" \
  && find /opt/venv -name '__pycache__' -type d -prune -exec rm -rf {} +

@@ -1,7 +1,10 @@
-"""``octopi-serve`` command line: predict, evaluate, generate, demo, train.
+"""``octopi-serve`` domain commands: predict, evaluate, generate, demo, train, tune, promote, retrain,
+models, rollback.
 
-Errors the user can fix (bad URI, corrupt file, unknown class…) are printed as one line on
-stderr and exit with status 2; nothing prints a traceback for them.
+The console script's entry point is :mod:`octopi_serve.cli`: it adds the service commands (serve,
+gateway, worker, submit) to this parser and hands every other command to :data:`COMMANDS`. Errors the
+user can fix (bad URI, corrupt file, unknown class…) are printed as one line on stderr and exit with
+status 2; nothing prints a traceback for them.
 """
 
 from __future__ import annotations
@@ -9,13 +12,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "run_command", "progress_bar", "COMMANDS"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(
+    extra_commands: Callable[[argparse._SubParsersAction], None] | None = None,
+) -> argparse.ArgumentParser:
+    """The ``octopi-serve`` parser with the domain subcommands.
+
+    Args:
+        extra_commands: called with the subparsers after the domain commands are added, to add more
+            (the service commands of :mod:`octopi_serve.cli`); default None (domain commands only).
+
+    Returns:
+        The parser; ``command`` holds the chosen subcommand's name.
+    """
     parser = argparse.ArgumentParser(
         prog="octopi-serve", description="Particle picking in cryo-ET tomograms (Octopi U-Net)."
     )
@@ -124,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = commands.add_parser("rollback", help="point the champion at an earlier registered version")
     rollback.add_argument("version")
     rollback.add_argument("--registry", required=True, help="registry root: directory or s3://bucket/prefix")
-    _add_service_commands(commands)
+    if extra_commands is not None:
+        extra_commands(commands)
     return parser
 
 
@@ -170,24 +185,34 @@ def _window(text: str) -> tuple[int, int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one domain command (``python -m octopi_core.cli``); the console script is
+    :func:`octopi_serve.cli.main`.
+
+    Args:
+        argv: the arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 for an error the user can fix, 130 when interrupted.
+    """
+    args = build_parser().parse_args(argv)
+    return run_command(args, COMMANDS[args.command])
+
+
+def run_command(args: argparse.Namespace, handler: Callable[[argparse.Namespace], int]) -> int:
+    """Run ``handler(args)``, turning errors the user can fix into one line on stderr.
+
+    Args:
+        args: the parsed arguments; ``args.command`` names the command in messages.
+        handler: the command's function.
+
+    Returns:
+        The handler's exit status; 2 after an ``OctopiError``, ``ValueError`` or ``FileNotFoundError``;
+        130 after Ctrl-C.
+    """
     from .exceptions import OctopiError
 
-    args = build_parser().parse_args(argv)
-    handler = {
-        "predict": _predict,
-        "evaluate": _evaluate,
-        "generate": _generate,
-        "demo": _demo,
-        "train": _train,
-        "tune": _tune,
-        "promote": _promote,
-        "retrain": _retrain,
-        "models": _models,
-        "rollback": _rollback,
-    }
-    handler.update(_SERVICE_HANDLERS)
     try:
-        return handler[args.command](args)
+        return handler(args)
     except (OctopiError, ValueError, FileNotFoundError) as e:
         print(f"octopi-serve {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -196,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _progress_bar(quiet: bool):
+def progress_bar(quiet: bool):
+    """A rich progress bar on stderr (description, bar, percentage, times); hidden when ``quiet``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
@@ -230,7 +256,7 @@ def _predict(args: argparse.Namespace) -> int:
         if v is not None
     }
     fmt = PicksFormat(args.format) if args.format else None
-    with _progress_bar(args.quiet or not sys.stderr.isatty()) as bar:
+    with progress_bar(args.quiet or not sys.stderr.isatty()) as bar:
         task = bar.add_task("loading model", total=1.0)
         picker = Picker(args.model, device=args.device)
         doc = picker.predict(
@@ -390,141 +416,18 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- service commands: serve, gateway, worker, submit --------------------------------------------------------
-
-
-def _add_service_commands(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser(
-        "serve", help="run the whole service: Redis (unless REDIS_URL), gateway and workers"
-    )
-    serve.add_argument("--host", help="listen address (default OCTOPI_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default OCTOPI_PORT or 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-
-    gateway = commands.add_parser("gateway", help="run the HTTP gateway (needs Redis: REDIS_URL)")
-    gateway.add_argument("--host", help="listen address (default OCTOPI_HOST or 127.0.0.1)")
-    gateway.add_argument("--port", type=int, help="listen port (default OCTOPI_PORT or 8000)")
-
-    worker = commands.add_parser("worker", help="run one worker: load the model once, process queued jobs")
-    worker.add_argument("--name", help="worker name (default <host>-<pid>-<hex>)")
-    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-
-    submit = commands.add_parser(
-        "submit", help="submit a tomogram to a running service; --wait for the picks"
-    )
-    submit.add_argument("uri", help="tomogram URI as the service sees it (local paths are made absolute)")
-    submit.add_argument("--server", help="gateway URL (default OCTOPI_SERVER_URL or http://127.0.0.1:8000)")
-    submit.add_argument("--api-key", help="bearer token (default OCTOPI_API_KEY)")
-    submit.add_argument("--wait", action="store_true", help="poll with a progress bar until the job ends")
-    submit.add_argument("--out", help="with --wait: write the picks here (default: print them)")
-    submit.add_argument(
-        "--format",
-        default="json",
-        choices=["json", "csv", "star", "copick", "ndjson"],
-        help="picks format to fetch (default json)",
-    )
-    submit.add_argument("--model", dest="model_version", help="model version (default: the champion)")
-    submit.add_argument("--classes", nargs="+", help="class names to pick (default: all)")
-    submit.add_argument("--voxel-size", type=float, help="override the tomogram's voxel size, Å")
-    submit.add_argument("--tta", action="store_true", help="test-time augmentation (4x slower)")
-    submit.add_argument("--output-uri", help="also write picks files there (directory or s3:// prefix)")
-    submit.add_argument("--output-formats", nargs="+", help="formats written to --output-uri (default json)")
-    submit.add_argument(
-        "--idempotency-key", help="repeat a submission safely: the same key returns the same job"
-    )
-    submit.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
-    submit.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _service_logging() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from app.stack import run_stack
-
-    from .settings import get_settings
-
-    _service_logging()
-    return run_stack(get_settings(), workers=args.workers, host=args.host, port=args.port)
-
-
-def _gateway(args: argparse.Namespace) -> int:
-    from app.stack import run_gateway
-
-    from .settings import get_settings
-
-    _service_logging()
-    return run_gateway(get_settings(), host=args.host, port=args.port)
-
-
-def _worker(args: argparse.Namespace) -> int:
-    from worker.main import run_worker
-
-    from .settings import get_settings
-
-    _service_logging()
-    return run_worker(get_settings(), name=args.name, burst=args.burst)
-
-
-def _submit(args: argparse.Namespace) -> int:
-    import httpx
-
-    from app.client import OctopiClient, ServiceCallError
-
-    try:
-        with OctopiClient(args.server, api_key=args.api_key) as client:
-            job = client.submit(
-                args.uri,
-                model_version=args.model_version,
-                classes=args.classes,
-                voxel_size_a=args.voxel_size,
-                tta=args.tta,
-                formats=args.output_formats,
-                output_uri=args.output_uri,
-                idempotency_key=args.idempotency_key,
-            )
-            print(
-                f"job {job['id']}: {job['status']} ({client.server_url}{job['links']['self']})",
-                file=sys.stderr,
-            )
-            if not args.wait:
-                print(json.dumps(job, indent=2))
-                return 0
-            with _progress_bar(args.quiet or not sys.stderr.isatty()) as bar:
-                task = bar.add_task(job["status"], total=1.0)
-
-                def show(state: dict) -> None:
-                    where = state.get("stage") or state["status"]
-                    if state["status"] == "queued" and state.get("queue_position") is not None:
-                        where = f"queued (position {state['queue_position']})"
-                    bar.update(task, completed=state.get("progress", 0.0), description=where)
-
-                job = client.wait(job["id"], poll_s=args.poll, on_update=show)
-            if job["status"] != "succeeded":
-                problem = job.get("error") or {}
-                print(f"job {job['id']} {job['status']}: {problem.get('detail', '')}", file=sys.stderr)
-                return 1
-            content = client.picks(job["id"], args.format)
-    except ServiceCallError as e:
-        print(f"octopi-serve submit: error: {e}", file=sys.stderr)
-        return 2
-    except httpx.HTTPError as e:
-        print(f"octopi-serve submit: cannot reach the service: {e}", file=sys.stderr)
-        return 2
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(content)
-        counts = ", ".join(f"{name} {n}" for name, n in job.get("counts", {}).items())
-        print(f"wrote {args.out} ({counts})", file=sys.stderr)
-    else:
-        sys.stdout.write(content if content.endswith("\n") else content + "\n")
-    return 0
-
-
-_SERVICE_HANDLERS = {"serve": _serve, "gateway": _gateway, "worker": _worker, "submit": _submit}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "predict": _predict,
+    "evaluate": _evaluate,
+    "generate": _generate,
+    "demo": _demo,
+    "train": _train,
+    "tune": _tune,
+    "promote": _promote,
+    "retrain": _retrain,
+    "models": _models,
+    "rollback": _rollback,
+}
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Example::
 
-    from app.client import OctopiClient
+    from octopi_serve.client import OctopiClient
 
     client = OctopiClient("http://127.0.0.1:8000")
     job = client.submit("s3://bucket/run_001.zarr", classes=["ribosome"])

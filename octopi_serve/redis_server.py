@@ -117,12 +117,6 @@ class RedisServer:
                 self.process.wait()
         self.process = None
 
-    def restart(self, *, down_s: float = 0.0) -> None:
-        """Stop, wait ``down_s`` seconds, start again on the same port and directory."""
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-
     def close(self) -> None:
         """Stop the server and remove a temporary directory."""
         self.stop()

@@ -1,4 +1,4 @@
-"""Run the service: the gateway alone, or the whole stack (Redis, gateway, workers) from one command.
+"""Run the whole service (Redis, gateway, workers) from one command, as a supervisor of child processes.
 
 ``octopi-serve serve`` with nothing configured starts a private redis-server on a free port (memory only),
 the gateway on ``OCTOPI_HOST:OCTOPI_PORT`` and one worker serving the registry's champion (or the shipped
@@ -20,30 +20,14 @@ from octopi_core.settings import Settings
 
 from .redis_server import RedisServer
 
-__all__ = ["run_gateway", "run_stack"]
+__all__ = ["run_stack"]
 
 log = logging.getLogger(__name__)
 _STOP_GRACE_S = 60.0  # how long children get to exit after SIGTERM
 
 
-def run_gateway(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
-    """Serve the gateway with uvicorn until interrupted."""
-    import uvicorn
-
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        proxy_headers=True,
-        access_log=False,
-    )
-    return 0
-
-
 def _spawn(command: str, env: dict[str, str], *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "octopi_core.cli", command, *extra], env=env)
+    return subprocess.Popen([sys.executable, "-m", "octopi_serve.cli", command, *extra], env=env)
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:

@@ -171,7 +171,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory):
 
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    from app.redis_server import RedisServer
+    from octopi_serve.redis_server import RedisServer
 
     server = RedisServer(directory=tmp_path_factory.mktemp("redis")).start()
     yield server

@@ -11,7 +11,7 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.main import create_app
-from app.redis_server import free_port
+from octopi_serve.redis_server import free_port
 from worker.jobs.keys import WORKERS_KEY, worker_key
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ from unittest import mock
 
 from pydantic import AliasChoices
 
-from octopi_core.cli import build_parser
 from octopi_core.settings import Settings
+from octopi_serve.cli import build_parser
 
 __all__ = [
     "ROOT",

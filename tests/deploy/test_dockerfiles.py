@@ -139,6 +139,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context(path):
         "octopi_core/presets/tiny.yaml",
         "app/main.py",
         "worker/main.py",
+        "octopi_serve/cli.py",
         "docker/train-entrypoint.sh",
     ],
 )

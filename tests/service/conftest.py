@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from app.client import OctopiClient
-from app.redis_server import RedisServer, free_port
+from octopi_serve.client import OctopiClient
+from octopi_serve.redis_server import RedisServer, free_port
 
 _REPO = Path(__file__).resolve().parents[2]
 _START_TIMEOUT_S = 180.0
@@ -43,7 +43,7 @@ class LiveService:
     def _spawn(self, log_name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.logs / f"{log_name}.log", "ab")
         return subprocess.Popen(
-            [sys.executable, "-m", "octopi_core.cli", *args],
+            [sys.executable, "-m", "octopi_serve.cli", *args],
             env=self.env,
             cwd=_REPO,
             stdout=log,

@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from app.client import ServiceCallError
-from app.redis_server import RedisServer, free_port
+from octopi_serve.client import ServiceCallError
+from octopi_serve.redis_server import RedisServer, free_port
 from tests.service.conftest import LiveService, service_env
 
 pytestmark = pytest.mark.slow

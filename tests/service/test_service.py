@@ -139,7 +139,7 @@ def test_submit_command_waits_and_writes_the_picks(live_service, tomograms, tmp_
         [
             sys.executable,
             "-m",
-            "octopi_core.cli",
+            "octopi_serve.cli",
             "submit",
             str(tomograms.small_mrc),
             "--server",
@@ -160,7 +160,7 @@ def test_submit_command_waits_and_writes_the_picks(live_service, tomograms, tmp_
     assert result.returncode == 0, result.stderr
     assert out.read_text().startswith("run_name,particle_type,x,y,z,score")
     bad = subprocess.run(
-        [sys.executable, "-m", "octopi_core.cli", "submit", "ftp://x/y.mrc", "--server", live_service.url],
+        [sys.executable, "-m", "octopi_serve.cli", "submit", "ftp://x/y.mrc", "--server", live_service.url],
         capture_output=True,
         text=True,
         timeout=120,

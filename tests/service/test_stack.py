@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from app.redis_server import free_port
+from octopi_serve.redis_server import free_port
 from tests.service.conftest import _REPO, service_env
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def test_serve_runs_the_whole_service_and_stops_cleanly(tmp_path, model_registry
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "octopi_core.cli", "serve"],
+            [sys.executable, "-m", "octopi_serve.cli", "serve"],
             env=env,
             cwd=_REPO,
             stdout=out,

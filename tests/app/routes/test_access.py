@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.redis_server import RedisServer, free_port
+from octopi_serve.redis_server import RedisServer, free_port
 from tests.app.conftest import assert_problem
 
 
