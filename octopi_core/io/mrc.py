@@ -16,6 +16,7 @@ from octopi_core.exceptions import (
     CorruptTomogramError,
     InvalidTomogramShapeError,
     InvalidVoxelSizeError,
+    UnsupportedDataTypeError,
     UnsupportedFormatError,
 )
 
@@ -27,6 +28,7 @@ __all__ = ["write_mrc"]
 
 _MRC_SLAB_DEPTH = 16  # z-planes per MRC read
 _MRC_SLAB_BYTES = 256 * 2**20  # but no more than this many bytes per MRC read
+_COMPLEX_MODES = (3, 4)  # complex int16, complex float32
 
 
 def write_mrc(path: str, volume: np.ndarray, voxel_size_a: float | tuple[float, float, float]) -> None:
@@ -63,6 +65,10 @@ def _open_mrc(loc: _Location, override_a: float | None) -> TomogramSource:
         try:
             interpreter = MrcInterpreter(iostream=stream, permissive=False, header_only=True)
             header, voxel_xyz = interpreter.header, interpreter.voxel_size
+            if int(header.mode) in _COMPLEX_MODES:  # mode 3 is not even known to mrcfile
+                raise UnsupportedDataTypeError(
+                    f"MRC file {loc.uri} is a complex map (mode {int(header.mode)}); only real voxels can be read"
+                )
             dtype, shape = data_dtype_from_header(header), data_shape_from_header(header)
         except ValueError as e:
             raise CorruptTomogramError(f"MRC file {loc.uri} is corrupt: {e}") from e
