@@ -99,7 +99,9 @@ class Settings(BaseSettings):
         batch_size: windows per forward pass; unset = as many as fit the device's voxel budget.
             Cancellation is checked between batches.
         model_cache_size: loaded models a worker keeps (default 2).
-        s3_endpoint_url: S3 endpoint (env ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` too); trusted.
+        s3_endpoint_url: S3 endpoint for ``s3://`` tomograms and outputs (env ``OCTOPI_S3_ENDPOINT_URL``, else
+            ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``); trusted. The entry points pass it to
+            ``octopi_core.io.service_storage_options``; None leaves the endpoint to botocore.
         readyz_requires_worker: ``/readyz`` also needs a live worker (default True). Set False where workers
             scale to zero (KEDA), so idle gateways stay in their Service and can take the job that wakes them.
         host, port: where ``serve``/``gateway`` listen (default 127.0.0.1:8000).

@@ -103,7 +103,7 @@ def _resolve(host: str, port: int | None) -> list[IpAddress]:
         ) from None
     except (OSError, UnicodeError) as e:
         raise TomogramUnreachableError(f"host {host!r} cannot be resolved ({e})") from None
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def _check_http(parsed: ParsedUri, settings: Settings) -> None:

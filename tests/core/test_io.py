@@ -25,7 +25,15 @@ from octopi_core.exceptions import (
     UnsupportedFormatError,
     UnsupportedUriError,
 )
-from octopi_core.io import load_tomogram, normalize_volume, open_tomogram, write_mrc, write_ome_zarr
+from octopi_core.io import (
+    load_tomogram,
+    normalize_volume,
+    open_tomogram,
+    service_storage_options,
+    write_mrc,
+    write_ome_zarr,
+    write_output,
+)
 
 SHAPE = (24, 40, 48)
 
@@ -510,3 +518,26 @@ def test_write_ome_zarr_to_s3(s3_bucket, tmp_path):
     uri = f"s3://{s3_bucket}/written.zarr"
     write_ome_zarr(uri, volume, 10.0, zarr_format=3)
     np.testing.assert_allclose(load_tomogram(uri).volume, _normalized(volume), atol=1e-5)
+
+
+def test_s3_endpoint_comes_from_the_storage_options(s3_server, s3_bucket, tmp_path, monkeypatch):
+    """The service passes its s3_endpoint_url setting; the environment need not name the endpoint."""
+    uri = s3_server.upload(_write("mrc", tmp_path, _volume()), s3_bucket, "endpoint/tomo.mrc")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    options = service_storage_options(uri, s3_endpoint_url=s3_server.endpoint_url)
+    assert options == {"client_kwargs": {"endpoint_url": s3_server.endpoint_url}}
+    assert open_tomogram(uri, storage_options=options).shape_zyx == SHAPE
+    written = write_output(f"s3://{s3_bucket}/out/t.picks.json", "{}", storage_options=options)
+    key = written.removeprefix(f"s3://{s3_bucket}/")
+    assert s3_server.client().get_object(Bucket=s3_bucket, Key=key)["Body"].read() == b"{}"
+    assert service_storage_options("https://h/t.mrc", s3_endpoint_url="http://x") == {
+        "allow_redirects": False
+    }
+
+
+def test_write_output_creates_directories_under_the_roots(tmp_path):
+    target = tmp_path / "a" / "b" / "t.picks.csv"
+    assert write_output(str(target), "x,y\n", local_roots=[tmp_path]) == str(target)
+    assert target.read_text() == "x,y\n"
+    with pytest.raises(PermissionError):
+        write_output(str(tmp_path / "t.csv"), "", local_roots=[])
