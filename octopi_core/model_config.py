@@ -7,14 +7,23 @@ does not import torch.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .exceptions import UnknownParticleClassError
 from .particles import PARTICLE_CLASSES, particle_by_name
 
-__all__ = ["ModelConfig", "WEIGHTS_FILE", "CONFIG_FILE", "default_checkpoint_dir", "read_config"]
+__all__ = [
+    "ModelConfig",
+    "WEIGHTS_FILE",
+    "CONFIG_FILE",
+    "default_checkpoint_dir",
+    "read_config",
+    "check_model_classes",
+]
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -79,3 +88,28 @@ def default_checkpoint_dir() -> Path:
 def read_config(directory: str | Path) -> ModelConfig:
     """Read only a checkpoint's config (for listings), without loading weights."""
     return ModelConfig.model_validate(json.loads((Path(directory) / CONFIG_FILE).read_text()))
+
+
+def check_model_classes(config: ModelConfig, classes: Iterable[str] | None) -> list[str] | None:
+    """The canonical names of the requested ``classes``, after checking that the model picks each one.
+
+    Args:
+        config: the model's config; ``config.classes`` are the classes it picks.
+        classes: requested class names (canonical CZII names or aliases, any case); None means all.
+
+    Returns:
+        The canonical names, sorted and without repeats; None when ``classes`` is None.
+
+    Raises:
+        ValueError: a name that is no CZII particle class at all.
+        UnknownParticleClassError: a CZII class that this model does not pick.
+    """
+    if classes is None:
+        return None
+    names = sorted({particle_by_name(name).name for name in classes})
+    unknown = [name for name in names if name not in config.classes]
+    if unknown:
+        raise UnknownParticleClassError(
+            f"model {config.version} does not pick {', '.join(unknown)}; it picks {', '.join(config.classes)}"
+        )
+    return names

@@ -23,9 +23,9 @@ from .localize import (
     localize_particles,
 )
 from .model import load_checkpoint
-from .model_config import default_checkpoint_dir
+from .model_config import check_model_classes, default_checkpoint_dir
 from .options import MIN_AXIS_VOX, PredictOptions
-from .particles import particle_by_name, resolve_particles
+from .particles import resolve_particles
 from .picks import PicksDocument
 from .stage import Stage
 
@@ -98,13 +98,11 @@ class Picker:
         Raises:
             TomogramError: subclasses naming what is wrong with the tomogram.
             InferenceCancelledError: when cancelled.
-            ValueError: for a class the model does not know.
+            UnknownParticleClassError: for a class the model does not pick (a ValueError).
+            ValueError: for a name that is no particle class.
         """
-        known = {particle_by_name(n).name for n in self.config.classes}
-        particles = [p for p in resolve_particles(options.classes) if p.name in known]
-        if options.classes is not None and len(particles) < len(set(options.classes)):
-            unknown = sorted({particle_by_name(n).name for n in options.classes} - known)
-            raise ValueError(f"model {self.version} does not pick {', '.join(unknown)}")
+        check_model_classes(self.config, options.classes)
+        particles = [p for p in resolve_particles(options.classes) if p.name in self.config.classes]
         timings: dict[str, float] = {}
         started = time.perf_counter()
 

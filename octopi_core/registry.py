@@ -25,7 +25,7 @@ import fsspec
 from .exceptions import CheckpointError
 from .model_config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig, default_checkpoint_dir, read_config
 
-__all__ = ["ModelEntry", "Registry", "SHIPPED_VERSION_ALIAS"]
+__all__ = ["ModelEntry", "ServedModel", "Registry", "SHIPPED_VERSION_ALIAS"]
 
 SHIPPED_VERSION_ALIAS = "shipped"
 _CHAMPION_FILE = "champion.json"
@@ -38,6 +38,19 @@ class ModelEntry:
     version: str
     config: ModelConfig
     champion: bool
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The model that answers a request: a registered version, or the model shipped in the package.
+
+    Attributes:
+        version: its version; None only when the shipped model is asked for and the package has none.
+        shipped: True for the shipped model (load it from :func:`default_checkpoint_dir`).
+    """
+
+    version: str | None
+    shipped: bool
 
 
 class Registry:
@@ -114,19 +127,39 @@ class Registry:
             entries.append(ModelEntry(read_config(shipped).version, read_config(shipped), champion is None))
         return entries
 
+    def served_model(self, version: str | None = None) -> ServedModel:
+        """Which model serves a request for ``version``: the one rule of the champion-or-shipped fallback.
+
+        Args:
+            version: a version, ``"shipped"`` (:data:`SHIPPED_VERSION_ALIAS`), or None for the champion,
+                which is the shipped model while none was promoted. The shipped model's own version
+                also names the shipped model.
+
+        Returns:
+            The version and whether it is the shipped model. The version is not checked against the
+            registry: :meth:`config` and :meth:`resolve` raise for an unknown one.
+
+        Raises:
+            CheckpointError: the champion pointer is unreadable.
+        """
+        if version is None:
+            version = self.champion_version() or SHIPPED_VERSION_ALIAS
+        shipped_dir = default_checkpoint_dir()
+        shipped_version = read_config(shipped_dir).version if (shipped_dir / CONFIG_FILE).is_file() else None
+        if version == SHIPPED_VERSION_ALIAS:
+            return ServedModel(shipped_version, True)
+        return ServedModel(version, version == shipped_version)
+
     def resolve(self, version: str | None = None) -> Path:
         """Local checkpoint directory of ``version`` (None: the champion, else the shipped model).
 
         Raises:
             CheckpointError: unknown version.
         """
-        shipped = default_checkpoint_dir()
-        if version in (None, SHIPPED_VERSION_ALIAS):
-            version = self.champion_version() if version is None else None
-            if version is None:
-                return shipped
-        if (shipped / CONFIG_FILE).is_file() and read_config(shipped).version == version:
-            return shipped
+        served = self.served_model(version)
+        if served.shipped or served.version is None:
+            return default_checkpoint_dir()
+        version = served.version
         source = self._join("models", version)
         if not self.fs.exists(f"{source}/{CONFIG_FILE}"):
             raise CheckpointError(f"model version {version!r} is not in the registry at {self.root}")

@@ -41,13 +41,6 @@ _REDIS_ERRORS = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
 )
-_EXTENSIONS = {
-    PicksFormat.JSON: "json",
-    PicksFormat.CSV: "csv",
-    PicksFormat.STAR: "star",
-    PicksFormat.COPICK: "copick.json",
-    PicksFormat.NDJSON: "ndjson",
-}
 
 
 def connect(settings: Settings) -> Redis:
@@ -269,7 +262,7 @@ def _write_outputs(
     written = []
     for name in formats:
         fmt = PicksFormat(name)
-        target = f"{output_uri.rstrip('/')}/{document.run_name}.picks.{_EXTENSIONS[fmt]}"
+        target = f"{output_uri.rstrip('/')}/{document.run_name}.picks.{fmt.extension}"
         options = service_storage_options(target, s3_endpoint_url=settings.s3_endpoint_url)
         try:
             written.append(

@@ -65,6 +65,8 @@ _TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (core.TomogramTooSmallError, 422, "tomogram-too-small", "Tomogram smaller than one inference window"),
     (core.TomogramError, 422, "tomogram-error", "Tomogram cannot be used"),
     (core.CheckpointError, 500, "model-error", "Model checkpoint cannot be loaded"),
+    # Also a ValueError: answered as one, as before the error had a name.
+    (core.UnknownParticleClassError, 422, "invalid-value", "Invalid value"),
     (core.OctopiError, 422, "invalid-input", "Invalid input"),
     (ValueError, 422, "invalid-value", "Invalid value"),
     (redis.exceptions.ConnectionError, 503, "queue-unavailable", "Job queue unavailable"),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from octopi_core.exceptions import InferenceCancelledError, TomogramTooSmallError
+from octopi_core.exceptions import InferenceCancelledError, TomogramTooSmallError, UnknownParticleClassError
 from octopi_core.io import write_mrc
 from octopi_core.metric import score_documents
 from octopi_core.model_config import default_checkpoint_dir
@@ -37,6 +37,9 @@ def test_class_subset_and_unknown_class(random_checkpoint, small_tomogram):
     assert list(doc.picks) == ["ribosome", "virus-like-particle"]
     with pytest.raises(ValueError, match="unknown particle class"):
         picker.predict(str(small_tomogram[0]), PredictOptions(window_vox=32, classes=["spliceosome"]))
+    picker.config = picker.config.model_copy(update={"classes": ("ribosome",)})
+    with pytest.raises(UnknownParticleClassError, match="does not pick apo-ferritin"):
+        picker.predict(str(small_tomogram[0]), PredictOptions(window_vox=32, classes=["apo-ferritin"]))
 
 
 def test_resampled_tomogram_reports_the_original_frame(random_checkpoint, tmp_path):

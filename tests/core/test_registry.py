@@ -3,8 +3,8 @@ import torch
 
 from octopi_core.exceptions import CheckpointError
 from octopi_core.model import build_model, save_checkpoint
-from octopi_core.model_config import ModelConfig, default_checkpoint_dir
-from octopi_core.registry import Registry
+from octopi_core.model_config import ModelConfig, default_checkpoint_dir, read_config
+from octopi_core.registry import SHIPPED_VERSION_ALIAS, Registry, ServedModel
 
 
 def _checkpoint(path, seed):
@@ -52,6 +52,21 @@ def test_champion_pointer_history_and_rollback(tmp_path):
 
 def test_no_champion_resolves_to_the_shipped_model(tmp_path):
     assert Registry(tmp_path / "empty").resolve() == default_checkpoint_dir()
+
+
+def test_served_model_is_the_champion_else_the_shipped_one(tmp_path):
+    registry = Registry(tmp_path / "registry")
+    shipped = ServedModel(read_config(default_checkpoint_dir()).version, True)
+    assert registry.served_model() == shipped
+    assert registry.served_model(SHIPPED_VERSION_ALIAS) == shipped
+    assert registry.served_model(shipped.version) == shipped  # its own version names it too
+    saved = _checkpoint(tmp_path / "a", 1)
+    registry.add(tmp_path / "a")
+    registry.set_champion(saved.version)
+    assert registry.served_model() == ServedModel(saved.version, False)
+    assert registry.served_model(SHIPPED_VERSION_ALIAS) == shipped
+    # Not checked here: config() and resolve() refuse an unknown version.
+    assert registry.served_model("octopi-unet-000000000000") == ServedModel("octopi-unet-000000000000", False)
 
 
 def test_s3_registry_copies_into_a_local_cache(tmp_path, s3_bucket):

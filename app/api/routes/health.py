@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ... import crud
+from ... import service
 from ...core.problem import PROBLEM_MEDIA_TYPE, problem_responses
 from ...schemas import Health, Readiness
 from ..deps import RedisDep, SettingsDep
@@ -37,7 +37,7 @@ def healthz() -> Health:
 def readyz(connection: RedisDep, settings: SettingsDep) -> JSONResponse:
     """Ready when Redis answers and at least one worker has a live heartbeat (503 otherwise); with
     ``OCTOPI_READYZ_REQUIRES_WORKER=false``, Redis alone."""
-    ready = crud.readiness(connection=connection, settings=settings)
+    ready = service.readiness(connection=connection, settings=settings)
     return JSONResponse(ready.model_dump(), status_code=200 if ready.status == "ready" else 503)
 
 

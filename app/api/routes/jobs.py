@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from octopi_core.export import PicksFormat
 from worker.jobs.state import JobStatus
 
-from ... import crud
+from ... import service
 from ...core.problem import problem_responses
 from ...schemas import JobCreate, JobPublic
 from ..deps import ClientDep, IdempotencyKeyDep, RedisDep, RegistryDep, SettingsDep
@@ -48,7 +48,7 @@ def predict(
     idempotency_key: IdempotencyKeyDep = None,
 ) -> JSONResponse:
     """Queue a picking job for one tomogram; poll the returned job's ``links.self``."""
-    record, created = crud.submit_job(
+    record, created = service.submit_job(
         connection=connection,
         settings=settings,
         registry=registry,
@@ -56,21 +56,21 @@ def predict(
         client_id=client,
         idem_key=idempotency_key,
     )
-    job = crud.describe(connection=connection, settings=settings, record=record)
+    job = service.describe(connection=connection, settings=settings, record=record)
     return _job_response(job, 202 if created or not record.is_finished else 200)
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=problem_responses(404, *_COMMON))
 def read_job(job_id: JobId, settings: SettingsDep, connection: RedisDep, client: ClientDep) -> JSONResponse:
     """Status, stage, progress, place in the queue, ETA, timings and, on failure, the reason."""
-    return _job_response(crud.read_job(connection=connection, settings=settings, job_id=job_id), 200)
+    return _job_response(service.read_job(connection=connection, settings=settings, job_id=job_id), 200)
 
 
 @router.get(
     "/jobs/{job_id}/picks",
     responses={
         200: {
-            "content": {m: {} for m in crud.MEDIA_TYPES.values()},
+            "content": {m: {} for m in service.MEDIA_TYPES.values()},
             "description": "the picks in the requested format",
         },
         **problem_responses(404, 409, *_COMMON),
@@ -85,7 +85,7 @@ def read_picks(
     ] = PicksFormat.JSON,
 ) -> Response:
     """The picks of a succeeded job (xyz in Å; STAR and NDJSON in voxels of the original tomogram)."""
-    text, media_type, filename = crud.read_picks(connection=connection, job_id=job_id, fmt=format)
+    text, media_type, filename = service.read_picks(connection=connection, job_id=job_id, fmt=format)
     return Response(
         text, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{filename}"'}
     )
@@ -105,5 +105,5 @@ def read_picks(
 )
 def cancel_job(job_id: JobId, settings: SettingsDep, connection: RedisDep, client: ClientDep) -> JSONResponse:
     """Cancel a job: at once when queued, within one batch of windows when running."""
-    job = crud.cancel(connection=connection, settings=settings, job_id=job_id)
+    job = service.cancel(connection=connection, settings=settings, job_id=job_id)
     return _job_response(job, 200 if job.status is JobStatus.CANCELLED else 202)

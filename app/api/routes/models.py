@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ... import crud
+from ... import service
 from ...core.problem import problem_responses
 from ...schemas import ModelsPublic
 from ..deps import ClientDep, RegistryDep
@@ -17,4 +17,4 @@ router = APIRouter(prefix="/models", tags=["models"])
 @router.get("", response_model=ModelsPublic, responses=problem_responses(401, 413, 429, 500, 503))
 def list_models(registry: RegistryDep, client: ClientDep) -> ModelsPublic:
     """Available model versions with their validation scores; ``champion`` is served by default."""
-    return crud.list_models(registry=registry)
+    return service.list_models(registry=registry)

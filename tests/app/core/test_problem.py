@@ -4,7 +4,12 @@ from starlette.exceptions import HTTPException
 
 from app.core.exceptions import RateLimitExceededError, TomogramTooLargeError, UriNotAllowedError
 from app.core.problem import problem_from_error_type, problem_from_exception
-from octopi_core.exceptions import CorruptTomogramError, TomogramError, TomogramNotFoundError
+from octopi_core.exceptions import (
+    CorruptTomogramError,
+    TomogramError,
+    TomogramNotFoundError,
+    UnknownParticleClassError,
+)
 from worker.jobs.exceptions import NoSuchJobError, WorkerLostError
 
 
@@ -16,6 +21,7 @@ def test_the_table_maps_each_error_to_its_status():
         (TomogramNotFoundError("x"), 422, "tomogram-not-found"),
         (TomogramError("x"), 422, "tomogram-error"),
         (ValueError("x"), 422, "invalid-value"),
+        (UnknownParticleClassError("x"), 422, "invalid-value"),
         (redis.exceptions.ConnectionError("x"), 503, "queue-unavailable"),
     ]
     for exc, status, slug in cases:
@@ -55,4 +61,5 @@ def test_failed_jobs_render_from_their_stored_error_type():
     assert problem_from_error_type(CorruptTomogramError.__name__, "x")["type"].endswith("corrupt-tomogram")
     assert problem_from_error_type(WorkerLostError.__name__, "died")["status"] == 503
     assert problem_from_error_type("JobTimeoutError", "slow")["status"] == 504
+    assert problem_from_error_type("UnknownParticleClassError", "")["type"].endswith("invalid-value")
     assert problem_from_error_type("SomethingNew", "")["status"] == 500

@@ -1,9 +1,11 @@
-"""What the routes call: submit, describe, cancel and fetch jobs, list models, check readiness.
+"""The gateway's service layer, what the routes call: submit, look up, cancel and fetch jobs, list models,
+check readiness.
 
 Keyword-only functions over a Redis connection, the settings and the model registry. Validation of a
-submission happens here, before anything is queued: the URI policy, the model version and classes,
-and the tomogram's metadata (existence, size limit, content identity) read through
-:func:`octopi_core.io.open_tomogram` with a timeout.
+submission happens here, before anything is queued: the URI policy, the model version and classes (by
+the rules of :meth:`octopi_core.registry.Registry.served_model` and
+:func:`octopi_core.model_config.check_model_classes`), and the tomogram's metadata (existence, size
+limit, content identity) read through :func:`octopi_core.io.open_tomogram` with a timeout.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from redis.client import Pipeline
 
 from octopi_core.exceptions import CheckpointError, TomogramUnreachableError
 from octopi_core.export import PicksFormat, render_picks
-from octopi_core.particles import particle_by_name
+from octopi_core.model_config import ModelConfig, check_model_classes, default_checkpoint_dir, read_config
 from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings
 from worker.jobs import stats
@@ -60,10 +62,18 @@ from .schemas import (
 )
 
 if TYPE_CHECKING:
-    from octopi_core.model_config import ModelConfig
     from octopi_core.registry import Registry
 
-__all__ = ["submit_job", "read_job", "cancel", "read_picks", "list_models", "readiness", "MEDIA_TYPES"]
+__all__ = [
+    "submit_job",
+    "read_job",
+    "describe",
+    "cancel",
+    "read_picks",
+    "list_models",
+    "readiness",
+    "MEDIA_TYPES",
+]
 
 MEDIA_TYPES = {
     PicksFormat.JSON: "application/json",
@@ -71,13 +81,6 @@ MEDIA_TYPES = {
     PicksFormat.STAR: "text/plain; charset=utf-8",
     PicksFormat.COPICK: "application/json",
     PicksFormat.NDJSON: "application/x-ndjson",
-}
-_EXTENSIONS = {
-    PicksFormat.JSON: "json",
-    PicksFormat.CSV: "csv",
-    PicksFormat.STAR: "star",
-    PicksFormat.COPICK: "copick.json",
-    PicksFormat.NDJSON: "ndjson",
 }
 # Share of a job's progress per stage; inference is most of the time on any device.
 _STAGE_SPAN = {
@@ -91,30 +94,17 @@ _opener = ThreadPoolExecutor(max_workers=8, thread_name_prefix="open-tomogram")
 # -- models --------------------------------------------------------------------------------------------------
 
 
-def _shipped_config() -> ModelConfig | None:
-    from octopi_core.model_config import CONFIG_FILE, default_checkpoint_dir, read_config
-
-    shipped = default_checkpoint_dir()
-    return read_config(shipped) if (shipped / CONFIG_FILE).is_file() else None
-
-
 def _model_config(registry: Registry, version: str | None) -> ModelConfig:
-    """Config of ``version`` (None: the champion, else the shipped model)."""
-    from octopi_core.registry import SHIPPED_VERSION_ALIAS
-
-    if version is None:
-        champion = registry.champion_version()
-        if champion:
-            return registry.config(champion)
-    shipped = _shipped_config()
-    if version in (None, SHIPPED_VERSION_ALIAS) or (shipped is not None and shipped.version == version):
-        if shipped is None:
-            raise NoModelAvailableError(
-                "no model is available: no champion in the registry and no shipped model"
-            )
-        return shipped
+    """Config of the model that serves ``version`` (None: the champion, else the shipped model)."""
+    served = registry.served_model(version)
+    if served.version is None:  # only the shipped model can be missing
+        raise NoModelAvailableError("no model is available: no champion in the registry and no shipped model")
+    if served.shipped:
+        return read_config(default_checkpoint_dir())
+    if version is None:  # the champion: a broken one is the registry's error, not the request's
+        return registry.config(served.version)
     try:
-        return registry.config(version)  # type: ignore[arg-type]
+        return registry.config(version)
     except CheckpointError:
         raise UnknownModelVersionError(
             f"model version {version!r} is not available; see GET /models"
@@ -139,18 +129,6 @@ def list_models(*, registry: Registry) -> ModelsPublic:
 
 
 # -- submission --------------------------------------------------------------------------------
-
-
-def _canonical_classes(config: ModelConfig, classes: list[str] | None) -> list[str] | None:
-    if classes is None:
-        return None
-    names = sorted({particle_by_name(name).name for name in classes})
-    unknown = [n for n in names if n not in config.classes]
-    if unknown:
-        raise ValueError(
-            f"model {config.version} does not pick {', '.join(unknown)}; it picks {', '.join(config.classes)}"
-        )
-    return names
 
 
 def _inspect_tomogram(
@@ -231,7 +209,8 @@ def submit_job(
 
     Raises:
         UriNotAllowedError, UnknownModelVersionError, NoModelAvailableError, TomogramTooLargeError,
-        IdempotencyKeyReusedError, TomogramError subclasses, ValueError (unknown class).
+        IdempotencyKeyReusedError, TomogramError subclasses, UnknownParticleClassError (a class the model
+        does not pick), ValueError (no such class).
     """
     fingerprint = _fingerprint(body)
     ikey = idempotency_key(client_id, idem_key) if idem_key else None
@@ -246,7 +225,7 @@ def submit_job(
         check_output_uri(body.output_uri, settings)
     config = _model_config(registry, body.model_version)
     options = JobOptions(
-        classes=_canonical_classes(config, body.classes),
+        classes=check_model_classes(config, body.classes),
         voxel_size_a=body.voxel_size_a,
         tta=body.tta,
         formats=[f.value for f in dict.fromkeys(body.formats)],
@@ -393,7 +372,7 @@ def read_picks(*, connection: Redis, job_id: str, fmt: PicksFormat) -> tuple[str
         raise NoSuchJobError(f"the picks of job {job_id} have expired")
     document = PicksDocument.model_validate_json(text)
     body = render_picks(document, fmt)
-    return body, MEDIA_TYPES[fmt], f"{document.run_name}.picks.{_EXTENSIONS[fmt]}"
+    return body, MEDIA_TYPES[fmt], f"{document.run_name}.picks.{fmt.extension}"
 
 
 def readiness(*, connection: Redis, settings: Settings) -> Readiness:
