@@ -21,7 +21,14 @@ import numpy as np
 import torch
 
 from .exceptions import InferenceCancelledError, TomogramTooSmallError
-from .options import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, MIN_AXIS_VOX, window_triple
+from .options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_WINDOW_VOX,
+    MIN_AXIS_VOX,
+    WINDOW_MULTIPLE_VOX,
+    window_triple,
+)
 
 __all__ = [
     "SegmentationResult",
@@ -108,6 +115,10 @@ class WindowGrid:
         return self.count * math.prod(self.window) / math.prod(shape)
 
 
+def _round_up(length_vox: int, multiple_vox: int) -> int:
+    return -(-length_vox // multiple_vox) * multiple_vox
+
+
 def window_grid(shape: Sequence[int], window_vox: int | Sequence[int], overlap: float) -> WindowGrid:
     """The window layout :func:`segment_tomogram` uses for a tomogram of ``shape`` (zyx voxels).
 
@@ -121,13 +132,13 @@ def window_grid(shape: Sequence[int], window_vox: int | Sequence[int], overlap: 
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     window, padded, starts = [], [], []
     for length, size in zip(shape, requested):
-        if size >= length:  # one window, the axis rounded up to a multiple of 4 (zero-padded)
-            fitted = -(-length // 4) * 4
+        if size >= length:  # one window, the axis rounded up to a window multiple (zero-padded)
+            fitted = _round_up(length, WINDOW_MULTIPLE_VOX)
             window.append(fitted), padded.append(fitted), starts.append([0])
             continue
         count = len(window_starts(length, size, overlap))
         shared = overlap * size
-        fitted = min(size, -(-math.ceil((length + (count - 1) * shared) / count) // 4) * 4)
+        fitted = min(size, _round_up(math.ceil((length + (count - 1) * shared) / count), WINDOW_MULTIPLE_VOX))
         window.append(fitted), padded.append(length)
         starts.append(_spread(length, fitted, count))
     return WindowGrid(window=tuple(window), padded_shape=tuple(padded), starts=tuple(starts))  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ __all__ = [
     "FAST_OVERLAP",
     "DEFAULT_BATCH_SIZE",
     "MIN_AXIS_VOX",
+    "WINDOW_MULTIPLE_VOX",
     "window_triple",
     "parse_window",
 ]
@@ -21,8 +22,11 @@ __all__ = [
 # Chosen by measurement (README, "Performance"): the shipped model, trained on 64^3 patches,
 # loses accuracy in larger windows (instance norm sees other statistics), so the windows stay
 # 96^3, fitted to each axis. FAST_WINDOW_VOX / FAST_OVERLAP run 2x faster at a measured cost.
-# Axes shorter than the window are covered by one window padded to a multiple of 4.
-DEFAULT_WINDOW_VOX = (96, 96, 96)  # zyx voxels; multiples of 4 for the two stride-2 levels
+# Axes shorter than the window are covered by one window padded to a multiple of WINDOW_MULTIPLE_VOX.
+# Windows and training patches are multiples of this: the U-Net's two stride-2 levels halve them twice
+# (ModelConfig.window_multiple_vox computes it from the strides; a test keeps the two equal).
+WINDOW_MULTIPLE_VOX = 4
+DEFAULT_WINDOW_VOX = (96, 96, 96)  # zyx voxels; multiples of WINDOW_MULTIPLE_VOX
 DEFAULT_OVERLAP = 0.25  # fraction of the requested window shared with each neighbour
 FAST_WINDOW_VOX = (256, 128, 128)  # full depth in z, fitted y/x tiles
 FAST_OVERLAP = 0.0625
@@ -34,11 +38,13 @@ def window_triple(window_vox: int | Sequence[int]) -> tuple[int, int, int]:
     """``window_vox`` as a zyx triple (one int means a cube).
 
     Raises:
-        ValueError: unless it is one or three positive multiples of 4.
+        ValueError: unless it is one or three positive multiples of ``WINDOW_MULTIPLE_VOX`` (4).
     """
     window = tuple(int(w) for w in (window_vox if isinstance(window_vox, Sequence) else (window_vox,) * 3))
-    if len(window) != 3 or any(w <= 0 or w % 4 for w in window):
-        raise ValueError(f"window_vox must be one or three positive multiples of 4, got {window_vox!r}")
+    if len(window) != 3 or any(w <= 0 or w % WINDOW_MULTIPLE_VOX for w in window):
+        raise ValueError(
+            f"window_vox must be one or three positive multiples of {WINDOW_MULTIPLE_VOX}, got {window_vox!r}"
+        )
     return window  # type: ignore[return-value]
 
 
