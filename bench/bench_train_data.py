@@ -24,7 +24,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from _data import write_result  # noqa: E402
 
-from octopi_core.train import _cut_batches, _make_sample, load_train_config  # noqa: E402
+from octopi_core.train import load_train_config  # noqa: E402
+from octopi_core.train.sampling import cut_batches as _cut_batches  # noqa: E402
+from octopi_core.train.sampling import make_sample as _make_sample  # noqa: E402
 
 
 def main() -> int:

@@ -29,6 +29,7 @@ import scipy.fft
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial.transform import Rotation
 
+from .export.coordinates import zyx_to_xyz
 from .particles import PARTICLE_CLASSES, ParticleClass
 from .picks import PickPoint, PicksDocument
 
@@ -370,16 +371,11 @@ def make_phantom(
     return Phantom(
         volume=volume,
         voxel_size_zyx_a=tuple(float(v) for v in vs),
-        truth_xyz_a={name: _xyz(points) for name, points in truth.items()},
+        truth_xyz_a={name: zyx_to_xyz(points) for name, points in truth.items()},
         seed=int(seed),
         settings=drawn,
-        clutter_xyz_a=_xyz(clutter_centres),
+        clutter_xyz_a=zyx_to_xyz(clutter_centres),
     )
-
-
-def _xyz(centres_zyx: list[np.ndarray]) -> np.ndarray:
-    """``(N, 3)`` xyz from a list of zyx centres (``(0, 3)`` for none)."""
-    return np.array(centres_zyx, dtype=np.float64).reshape(-1, 3)[:, ::-1].copy()
 
 
 def _image(density: np.ndarray, vs: np.ndarray, drawn: dict, rng: np.random.Generator) -> np.ndarray:

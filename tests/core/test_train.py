@@ -111,7 +111,8 @@ def test_tuning_picks_the_best_grid_point_and_records_it(tmp_path, random_checkp
     import torch
 
     from octopi_core.synth import PhantomSettings, make_phantom
-    from octopi_core.train import _score_segmentations, _segment_all, tune_checkpoint, tune_localization
+    from octopi_core.train import tune_checkpoint, tune_localization
+    from octopi_core.train.tuning import score_segmentations, segment_all
 
     settings = PhantomSettings(shape_zyx=(32, 64, 64), particles_per_1e9_a3=(60.0, 80.0))
     model, _ = load_checkpoint(random_checkpoint)
@@ -123,10 +124,10 @@ def test_tuning_picks_the_best_grid_point_and_records_it(tmp_path, random_checkp
     assert set(chosen["thresholds"]) == {p.name for p in PARTICLE_CLASSES}
     assert set(chosen["thresholds"].values()) <= set(grid["thresholds"])
     assert chosen["min_volume_fraction"] in grid["min_volume_fractions"]
-    segmentations = _segment_all(model, phantoms, 32, torch.device("cpu"))
+    segmentations = segment_all(model, phantoms, 32, torch.device("cpu"))
     for f in grid["min_volume_fractions"]:
         for t in grid["thresholds"]:  # no single threshold beats the per-class choice
-            other = _score_segmentations(
+            other = score_segmentations(
                 segmentations, phantoms, target_radius_fraction=0.5, threshold=t, min_volume_fraction=f
             )
             assert other.weighted_f_beta <= score.weighted_f_beta + 1e-12
@@ -143,7 +144,7 @@ def test_tuning_picks_the_best_grid_point_and_records_it(tmp_path, random_checkp
 def _marked_pool(config):
     """One tomogram whose only bright voxels are balls around its clutter proteins."""
     from octopi_core.synth import Phantom
-    from octopi_core.train import _Sample
+    from octopi_core.train.sampling import Sample
 
     clutter_zyx_vox = np.array([[20.0, 20.0, 20.0], [44.0, 40.0, 30.0]])
     zz, yy, xx = np.indices((64, 64, 64))
@@ -159,12 +160,13 @@ def _marked_pool(config):
         seed=0,
         clutter_xyz_a=clutter_zyx_vox[:, ::-1] * 10.0,
     )
-    return [_Sample(phantom, config.target_radius_fraction)]
+    return [Sample(phantom, config.target_radius_fraction)]
 
 
 @pytest.mark.parametrize("hard_negative_fraction, expect_clutter_centred", [(1.0, True), (0.0, False)])
 def test_hard_negative_patches_are_centred_on_clutter(hard_negative_fraction, expect_clutter_centred):
-    from octopi_core.train import TrainConfig, _PatchSampler
+    from octopi_core.train import TrainConfig
+    from octopi_core.train.sampling import PatchSampler
 
     config = TrainConfig(
         patch_vox=32,
@@ -173,7 +175,7 @@ def test_hard_negative_patches_are_centred_on_clutter(hard_negative_fraction, ex
         noise_std=(0.0, 0.0),
         hard_negative_patch_fraction=hard_negative_fraction,
     )
-    batch = _PatchSampler(config).cut(_marked_pool(config), np.random.default_rng(0))
+    batch = PatchSampler(config).cut(_marked_pool(config), np.random.default_rng(0))
     images, targets = batch.on(torch.device("cpu"), torch.Generator().manual_seed(0))
     centre_values = images[:, 0, 16, 16, 16].numpy()
     assert np.all(centre_values > 1.0) == expect_clutter_centred
@@ -191,11 +193,11 @@ def test_patch_fractions_must_fit_in_one():
 
 
 def test_worker_processes_make_the_same_tomograms_as_the_training_process(tmp_path):
-    from octopi_core.train import _TomogramMaker
+    from octopi_core.train.sampling import TomogramMaker
 
     config = _tiny(tmp_path)
-    in_process = _TomogramMaker(config).submit([5, 6])()
-    maker = _TomogramMaker(config.model_copy(update={"data_workers": 2}))
+    in_process = TomogramMaker(config).submit([5, 6])()
+    maker = TomogramMaker(config.model_copy(update={"data_workers": 2}))
     try:
         in_workers = maker.submit([5, 6])()
     finally:
@@ -207,7 +209,7 @@ def test_worker_processes_make_the_same_tomograms_as_the_training_process(tmp_pa
 
 
 def test_a_non_finite_loss_stops_training_with_the_step_named(tmp_path, monkeypatch):
-    import octopi_core.train as train_module
+    import octopi_core.train.loop as train_module
     from octopi_core.exceptions import OctopiError
 
     def loss_that_explodes_at_step_2(logits, targets, **_):
@@ -244,18 +246,19 @@ def test_training_on_cuda_in_bf16_lowers_the_loss(tmp_path):
 
 
 def test_batches_are_the_same_whatever_the_number_of_cutting_threads():
-    from octopi_core.train import TrainConfig, _cut_batches
+    from octopi_core.train import TrainConfig
+    from octopi_core.train.sampling import cut_batches
 
     config = TrainConfig(patch_vox=32, batch_size=3, steps_per_epoch=7)
     pool = _marked_pool(config)
-    one = list(_cut_batches(pool, config, epoch=2))
-    three = list(_cut_batches(pool, config.model_copy(update={"data_threads": 3}), epoch=2))
+    one = list(cut_batches(pool, config, epoch=2))
+    three = list(cut_batches(pool, config.model_copy(update={"data_threads": 3}), epoch=2))
     assert len(one) == len(three) == 7
     for a, b in zip(one, three):
         np.testing.assert_array_equal(a.images, b.images)
         np.testing.assert_array_equal(a.targets, b.targets)
     assert not np.array_equal(one[0].images, one[1].images)
-    other_epoch = next(iter(_cut_batches(pool, config, epoch=3)))
+    other_epoch = next(iter(cut_batches(pool, config, epoch=3)))
     assert not np.array_equal(one[0].images, other_epoch.images)
 
 
@@ -270,7 +273,7 @@ def test_a_cuda_config_without_a_gpu_is_refused_clearly(tmp_path):
 
 @pytest.mark.parametrize("tune_data", ["training", "validation"])
 def test_training_tunes_on_the_configured_tomograms(tmp_path, monkeypatch, tune_data):
-    import octopi_core.train as train_module
+    import octopi_core.train.loop as train_module
 
     asked = []
     monkeypatch.setattr(

@@ -1,0 +1,215 @@
+"""Validation and tuning: segment whole generated tomograms once, then localize and score (CZII F-beta).
+
+:func:`tune_localization` searches the pick thresholds and blob sizes; :func:`tune_checkpoint` stores
+the choice in a checkpoint's config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..device import select_device
+from ..export import picks_document_from_voxels
+from ..inference import segment_tomogram
+from ..io import normalize_volume
+from ..localize import DEFAULT_TARGET_RADIUS_FRACTION, localize_particles
+from ..metric import Score, score_documents
+from ..options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX
+from ..particles import PARTICLE_CLASSES
+from ..synth import Phantom, PhantomSettings, make_phantom
+
+__all__ = [
+    "WindowVox",
+    "segment_all",
+    "score_segmentations",
+    "validate_model",
+    "tune_localization",
+    "tune_checkpoint",
+]
+
+WindowVox = int | tuple[int, int, int] | None
+
+
+def segment_all(
+    model: torch.nn.Module, phantoms: list[Phantom], window_vox: WindowVox, device: torch.device
+) -> list:
+    """Segment each phantom's whole volume with ``model`` by sliding windows.
+
+    Args:
+        model: the network.
+        phantoms: generated tomograms.
+        window_vox: the window, voxels; None = the inference defaults.
+        device: where the network runs.
+
+    Returns:
+        One :func:`~octopi_core.inference.segment_tomogram` result per phantom.
+    """
+    # The inference defaults unless a window is given, so what is validated and tuned is what runs.
+    segmentations = []
+    for phantom in phantoms:
+        volume = normalize_volume(phantom.volume.astype(np.float32, copy=True))
+        segmentations.append(
+            segment_tomogram(
+                model,
+                volume,
+                num_classes=len(PARTICLE_CLASSES) + 1,
+                window_vox=window_vox or DEFAULT_WINDOW_VOX,
+                overlap=DEFAULT_OVERLAP,
+                device=device,
+            )
+        )
+    return segmentations
+
+
+def score_segmentations(segmentations: list, phantoms: list[Phantom], **localize_settings: Any) -> Score:
+    """Localize particles in the segmentations and score them against the phantoms' truth (CZII F-beta).
+
+    Args:
+        segmentations: one :func:`segment_all` result per phantom.
+        phantoms: the tomograms they came from.
+        **localize_settings: keyword arguments of :func:`~octopi_core.localize.localize_particles`.
+
+    Returns:
+        The score over all phantoms.
+    """
+    picks, truth = [], []
+    for i, (seg, phantom) in enumerate(zip(segmentations, phantoms)):
+        found = localize_particles(
+            seg.labels, seg.confidence, voxel_size_zyx_a=phantom.voxel_size_zyx_a, **localize_settings
+        )
+        run = f"val-{i}"
+        picks.append(
+            picks_document_from_voxels(
+                found,
+                voxel_size_zyx_a=phantom.voxel_size_zyx_a,
+                origin_zyx_a=(0.0, 0.0, 0.0),
+                tomogram_uri=run,
+                run_name=run,
+                source_voxel_size_zyx_a=phantom.voxel_size_zyx_a,
+                source_shape_zyx=phantom.volume.shape,
+                model_version=None,
+            )
+        )
+        truth.append(phantom.truth_document(run))
+    return score_documents(picks, truth)
+
+
+def validate_model(
+    model: torch.nn.Module,
+    phantoms: list[Phantom],
+    *,
+    window_vox: WindowVox,
+    target_radius_fraction: float,
+    device: torch.device,
+) -> Score:
+    """Segment, localize and score ``model`` on whole generated tomograms (CZII F-beta).
+
+    Args:
+        model: the network.
+        phantoms: generated tomograms.
+        window_vox: the window, voxels; None = the inference defaults.
+        target_radius_fraction: target sphere radius as a fraction of each class radius.
+        device: where the network runs.
+
+    Returns:
+        The score at the default localization settings.
+    """
+    segmentations = segment_all(model, phantoms, window_vox, device)
+    return score_segmentations(segmentations, phantoms, target_radius_fraction=target_radius_fraction)
+
+
+def tune_localization(
+    model: torch.nn.Module,
+    phantoms: list[Phantom],
+    *,
+    window_vox: WindowVox,
+    target_radius_fraction: float,
+    device: torch.device,
+    thresholds: tuple[float, ...] = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+    min_volume_fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5),
+) -> tuple[dict[str, Any], Score]:
+    """Choose each class's pick threshold and the minimum blob size that maximise the weighted F-beta.
+
+    A class's picks depend only on its own threshold and each class is scored on its own, so for
+    every blob size the best threshold is chosen class by class. The network runs once per
+    tomogram; only localization is repeated over the grid.
+
+    Returns:
+        ``({"thresholds": {class: t}, "min_volume_fraction": f}, score at those settings)``.
+    """
+    segmentations = segment_all(model, phantoms, window_vox, device)
+    best: tuple[float, dict[str, Any]] | None = None
+    for fraction in min_volume_fractions:
+        per_class: dict[str, tuple[float, float]] = {}  # class -> (F-beta, threshold)
+        weights: dict[str, float] = {}
+        for threshold in thresholds:
+            score = score_segmentations(
+                segmentations,
+                phantoms,
+                target_radius_fraction=target_radius_fraction,
+                threshold=threshold,
+                min_volume_fraction=fraction,
+            )
+            for c in score.classes:
+                weights[c.particle] = c.weight
+                if c.particle not in per_class or c.f_beta > per_class[c.particle][0]:
+                    per_class[c.particle] = (c.f_beta, threshold)
+        weighted = sum(weights[n] * f for n, (f, _) in per_class.items()) / max(sum(weights.values()), 1e-12)
+        if best is None or weighted > best[0]:
+            best = (
+                weighted,
+                {"thresholds": {n: t for n, (_, t) in per_class.items()}, "min_volume_fraction": fraction},
+            )
+    assert best is not None  # the grids are non-empty
+    chosen = best[1]
+    score = score_segmentations(
+        segmentations,
+        phantoms,
+        target_radius_fraction=target_radius_fraction,
+        threshold=chosen["thresholds"],
+        min_volume_fraction=chosen["min_volume_fraction"],
+    )
+    return chosen, score
+
+
+def tune_checkpoint(
+    checkpoint_dir: str | Path,
+    settings: PhantomSettings,
+    *,
+    count: int = 2,
+    seed: int = 2_000_000,
+    window_vox: WindowVox = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Tune a checkpoint's localization on ``count`` generated tomograms and store the result in its config.
+
+    The weights are untouched, so the version stays the same; ``config.json`` gains
+    ``training.localize`` (per-class thresholds, min_volume_fraction, the tuning score and data).
+    """
+    from ..model import load_checkpoint
+    from ..model_config import CONFIG_FILE
+
+    torch_device = select_device(device, asked_by="the training config")
+    model, config = load_checkpoint(checkpoint_dir, device=torch_device)
+    phantoms = [make_phantom(seed + i, settings) for i in range(count)]
+    fraction = float(config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION))
+    chosen, score = tune_localization(
+        model, phantoms, window_vox=window_vox, target_radius_fraction=fraction, device=torch_device
+    )
+    localize = {
+        **chosen,
+        "tuned_weighted_f_beta": score.weighted_f_beta,
+        "tuned_on": {
+            "count": count,
+            "seed": seed,
+            "shape_zyx": list(settings.shape_zyx),
+            "settings": settings.model_dump(mode="json"),
+        },
+    }
+    updated = config.model_copy(update={"training": {**config.training, "localize": localize}})
+    (Path(checkpoint_dir) / CONFIG_FILE).write_text(updated.model_dump_json(indent=2))
+    return localize
