@@ -135,9 +135,9 @@ def _inspect_tomogram(
     uri: str, settings: Settings, *, target_voxel_size_a: float, voxel_size_a: float | None
 ) -> str:
     """Open the tomogram's metadata (with a timeout), apply the size limits, return its content identity."""
-    from octopi_core.io import open_tomogram, storage_options_without_redirects
+    from octopi_core.io import open_tomogram, service_storage_options
 
-    storage_options = storage_options_without_redirects(uri)
+    storage_options = service_storage_options(uri, s3_endpoint_url=settings.s3_endpoint_url)
 
     def inspect() -> tuple[str, tuple[int, ...], int]:
         with open_tomogram(
@@ -235,8 +235,8 @@ def submit_job(
         batch_size=settings.batch_size,
     )
     uri = normalize_uri(body.tomogram_uri)
-    identity = _inspect_tomogram(
-        uri, settings, target_voxel_size_a=config.voxel_size_a, voxel_size_a=body.voxel_size_a
+    identity = _inspect_tomogram(  # the URI as given: errors must not show its resolved path or the cwd
+        body.tomogram_uri, settings, target_voxel_size_a=config.voxel_size_a, voxel_size_a=body.voxel_size_a
     )
     digest = result_digest(uri, identity, config.version, options)
     record = JobRecord(

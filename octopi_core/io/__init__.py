@@ -8,7 +8,7 @@ volume sits at ``origin_zyx_a + i * voxel_size_zyx_a``. Every failure to read is
 :class:`~octopi_core.exceptions.TomogramError` subclass whose message names the URI.
 """
 
-from ._location import service_storage_options, storage_options_without_redirects
+from ._location import service_storage_options
 from .mrc import write_mrc
 from .normalization import normalize_volume
 from .ome_zarr import write_ome_zarr
@@ -30,7 +30,6 @@ __all__ = [
     "write_mrc",
     "write_output",
     "service_storage_options",
-    "storage_options_without_redirects",
     "ParsedUri",
     "parse_uri",
     "uri_scheme",

@@ -27,10 +27,7 @@ from octopi_core.exceptions import (
 
 from .uri import parse_uri
 
-__all__ = [  # otherwise package-private: siblings import its _ helpers
-    "service_storage_options",
-    "storage_options_without_redirects",
-]
+__all__ = ["service_storage_options"]  # otherwise package-private: siblings import its _ helpers
 
 
 def service_storage_options(uri: str, *, s3_endpoint_url: str | None = None) -> dict | None:
@@ -52,14 +49,6 @@ def service_storage_options(uri: str, *, s3_endpoint_url: str | None = None) -> 
     if scheme == "s3" and s3_endpoint_url:
         return {"client_kwargs": {"endpoint_url": s3_endpoint_url}}
     return None
-
-
-def storage_options_without_redirects(uri: str) -> dict | None:
-    """fsspec options that stop an HTTP(S) fetch of ``uri`` from following redirects (None for other schemes).
-
-    Kept for callers that have no S3 endpoint to pass; see :func:`service_storage_options`.
-    """
-    return service_storage_options(uri)
 
 
 _HTTP_CONNECT_TIMEOUT_S = 30.0

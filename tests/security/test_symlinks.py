@@ -126,3 +126,14 @@ def test_refusals_do_not_show_resolved_paths_cwd_or_home(client, tmp_path, tmp_p
     ):
         detail = assert_problem(client.post("/predict", json={"tomogram_uri": uri}), 422)["detail"]
         assert hidden not in detail.replace(uri, ""), detail
+
+
+def test_open_errors_name_the_uri_as_given(client, tmp_path):
+    """The gateway opens the tomogram to check it: a failure names the link, not where it points."""
+    hidden = tmp_path / "hidden-target-dir"
+    hidden.mkdir()
+    (hidden / "real.mrc").write_bytes(b"not an MRC file" * 100)
+    os.symlink(hidden / "real.mrc", tmp_path / "link.mrc")
+    response = client.post("/predict", json={"tomogram_uri": str(tmp_path / "link.mrc")})
+    detail = assert_problem(response, 422, "corrupt-tomogram")["detail"]
+    assert "link.mrc" in detail and "hidden-target-dir" not in detail
