@@ -100,3 +100,11 @@ def test_normalize_uri_makes_local_paths_absolute(tmp_path, monkeypatch):
     assert normalize_uri("t.mrc") == str(tmp_path / "t.mrc")
     assert normalize_uri((tmp_path / "a b.mrc").as_uri()) == str(tmp_path / "a b.mrc")
     assert normalize_uri("s3://b/k") == "s3://b/k"
+
+
+def test_normalize_uri_gives_the_parsed_form_and_refuses_what_the_parser_refuses():
+    assert normalize_uri("HTTP://Example.org:8080/t.mrc#frag") == "http://example.org:8080/t.mrc"
+    assert normalize_uri("s3://b/k/") == "s3://b/k"
+    for uri in ("/data/t.zarr::", "~/t.mrc", "file://host/t.mrc"):
+        with pytest.raises(UriNotAllowedError):
+            normalize_uri(uri)
