@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "build_parser", "run_command", "progress_bar", "COMMANDS"]
 
@@ -242,8 +243,8 @@ def _predict(args: argparse.Namespace) -> int:
     from .options import FAST_OVERLAP, FAST_WINDOW_VOX
     from .pipeline import Picker, PredictOptions
 
-    fast = {"window_vox": FAST_WINDOW_VOX, "overlap": FAST_OVERLAP} if args.fast else {}
-    options = fast | {
+    fast: dict[str, Any] = {"window_vox": FAST_WINDOW_VOX, "overlap": FAST_OVERLAP} if args.fast else {}
+    options: dict[str, Any] = fast | {
         k: v
         for k, v in {
             "classes": args.classes,

@@ -134,12 +134,15 @@ def window_grid(shape: Sequence[int], window_vox: int | Sequence[int], overlap: 
     for length, size in zip(shape, requested):
         if size >= length:  # one window, the axis rounded up to a window multiple (zero-padded)
             fitted = _round_up(length, WINDOW_MULTIPLE_VOX)
-            window.append(fitted), padded.append(fitted), starts.append([0])
+            window.append(fitted)
+            padded.append(fitted)
+            starts.append([0])
             continue
         count = len(window_starts(length, size, overlap))
         shared = overlap * size
         fitted = min(size, _round_up(math.ceil((length + (count - 1) * shared) / count), WINDOW_MULTIPLE_VOX))
-        window.append(fitted), padded.append(length)
+        window.append(fitted)
+        padded.append(length)
         starts.append(_spread(length, fitted, count))
     return WindowGrid(window=tuple(window), padded_shape=tuple(padded), starts=tuple(starts))  # type: ignore[arg-type]
 

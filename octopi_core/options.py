@@ -45,7 +45,7 @@ def window_triple(window_vox: int | Sequence[int]) -> tuple[int, int, int]:
         raise ValueError(
             f"window_vox must be one or three positive multiples of {WINDOW_MULTIPLE_VOX}, got {window_vox!r}"
         )
-    return window  # type: ignore[return-value]
+    return window
 
 
 def parse_window(text: str) -> tuple[int, int, int]:

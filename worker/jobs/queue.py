@@ -67,7 +67,8 @@ def enqueue_attempt(
 
 def queue_position(connection: Redis, settings: Settings, record: JobRecord) -> int | None:
     """0-based place of the current attempt in the queue (0 = next), None when it is not waiting."""
-    return connection.lpos(make_queue(connection, settings).key, rq_job_id(record.id, record.attempt))
+    position = connection.lpos(make_queue(connection, settings).key, rq_job_id(record.id, record.attempt))
+    return position if isinstance(position, int) else None  # lpos gives a list only when asked for COUNT
 
 
 def queue_depth(connection: Redis, settings: Settings) -> int:
