@@ -13,6 +13,7 @@ Only entry points (``app/`` and ``worker/`` start-up) read settings; compute mod
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from enum import Enum
 from pathlib import Path
@@ -50,10 +51,12 @@ def _split_list(value: object) -> object:
 class Environment(str, Enum):
     """Where the service runs.
 
-    - ``development``: a laptop or CI; placeholder API keys are tolerated, local paths under the
-      working directory are readable by default.
-    - ``production``: placeholder API keys are refused and no local path is readable unless
-      ``local_roots`` names it.
+    - ``development``: a laptop or CI; the gateway may run without API keys (with a warning), short or
+      placeholder keys are tolerated, ``/docs`` is served, local paths under the working directory are
+      readable by default.
+    - ``production``: the gateway needs API keys of at least ``api_key_min_chars`` characters,
+      placeholders are refused, ``/docs`` is off unless ``docs_enabled``, and no local path is readable
+      unless ``local_roots`` names it.
     """
 
     DEVELOPMENT = "development"
@@ -77,7 +80,10 @@ class Settings(BaseSettings):
         heartbeat_s: interval between worker heartbeats, and between dead-worker sweeps (default 5 s).
         worker_ttl_s: a worker whose last heartbeat is older than this is dead and its job is re-queued
             (default 30 s; must exceed twice ``heartbeat_s``).
-        api_keys: bearer tokens accepted by the gateway; empty (default) means no authentication.
+        api_keys: bearer tokens accepted by the gateway. Empty (default) means no authentication, which only
+            development allows (the gateway logs a warning); a production gateway refuses to start without
+            keys. Each job belongs to the key that submitted it (without keys: to the peer address), and
+            any other client gets 404 for it.
         allowed_schemes: URI schemes accepted for tomograms and outputs, from ``file`` (local paths too),
             ``http``, ``https``, ``s3`` (default all four).
         allowed_hosts: host names, IP addresses or CIDR networks that may be fetched even though they are
@@ -105,6 +111,23 @@ class Settings(BaseSettings):
         readyz_requires_worker: ``/readyz`` also needs a live worker (default True). Set False where workers
             scale to zero (KEDA), so idle gateways stay in their Service and can take the job that wakes them.
         host, port: where ``serve``/``gateway`` listen (default 127.0.0.1:8000).
+        api_key_min_chars: shortest API key production accepts (default 32; ``openssl rand -hex 32``
+            makes a good one).
+        auth_failures_per_minute: failed authentications per peer address and minute; past it every
+            request from that address, even with a valid key, gets 429 until the minute ends (default 20;
+            0 disables).
+        share_results: reuse a finished result for an identical request of another client (default False:
+            results are reused only within one client). The other client gets a new job of its own.
+        trusted_proxies: IP addresses or CIDR networks of reverse proxies whose ``X-Forwarded-For`` names
+            the client (default none: the header is ignored and the peer address is the client). Behind an
+            ingress, list it, or every client shares the ingress's address for the anonymous rate limit and
+            the failed-authentication limit.
+        docs_enabled: serve ``/docs``, ``/redoc`` and ``/openapi.json`` (default: on in development, off
+            in production).
+        metrics_enabled: serve ``/metrics`` without a key (default True): Prometheus scrapes it without
+            credentials, and it holds only aggregates (route templates, counts, durations; no job ids,
+            URIs or keys). Set False where the gateway port is reachable by untrusted clients and
+            nothing scrapes it.
     """
 
     model_config = SettingsConfigDict(
@@ -149,8 +172,15 @@ class Settings(BaseSettings):
     readyz_requires_worker: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # -- access (issue 14) --
+    api_key_min_chars: int = Field(32, ge=1)
+    auth_failures_per_minute: int = Field(20, ge=0)
+    share_results: bool = False
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    docs_enabled: bool | None = None
+    metrics_enabled: bool = True
 
-    @field_validator("api_keys", "allowed_hosts", "local_roots", mode="before")
+    @field_validator("api_keys", "allowed_hosts", "local_roots", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_list(value)
@@ -171,6 +201,18 @@ class Settings(BaseSettings):
             return parse_window(value)
         return window_triple(value)  # type: ignore[arg-type]
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies holds IP addresses or CIDR networks, got {entry!r}"
+                ) from None
+        return value
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
@@ -189,10 +231,30 @@ class Settings(BaseSettings):
             weak = [k for k in self.api_keys if k.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS]
             if weak:
                 raise ValueError("api_keys holds a placeholder secret; set real keys in production")
+            short = [k for k in self.api_keys if len(k.get_secret_value()) < self.api_key_min_chars]
+            if short:
+                raise ValueError(
+                    f"OCTOPI_API_KEYS holds {len(short)} key(s) shorter than OCTOPI_API_KEY_MIN_CHARS "
+                    f"({self.api_key_min_chars}); production needs long random keys (openssl rand -hex 32)"
+                )
+        if self.docs_enabled is None:
+            self.docs_enabled = self.environment is Environment.DEVELOPMENT
         if self.local_roots is None:
             self.local_roots = [Path.cwd()] if self.environment is Environment.DEVELOPMENT else []
         self.local_roots = [Path(p).expanduser().resolve() for p in self.local_roots]
         return self
+
+    def check_gateway(self) -> None:
+        """Refuse to serve the API without authentication in production (workers need no keys).
+
+        Raises:
+            ValueError: production and ``api_keys`` is empty.
+        """
+        if self.environment is Environment.PRODUCTION and not self.api_keys:
+            raise ValueError(
+                "OCTOPI_API_KEYS is empty: a production gateway does not serve without API keys "
+                "(set OCTOPI_API_KEYS, or OCTOPI_ENVIRONMENT=development for a local, unauthenticated gateway)"
+            )
 
     @property
     def effective_redis_url(self) -> str:

@@ -5,6 +5,8 @@ from pydantic import ValidationError
 
 from octopi_core.settings import DEFAULT_REDIS_URL, Settings
 
+_REAL_KEY = "a-real-key-" + "0123456789abcdef" * 2  # production needs api_key_min_chars (32)
+
 
 def test_defaults_are_generous_and_documented(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
@@ -55,7 +57,7 @@ def test_the_service_runs_the_pipeline_defaults_and_reads_windows_from_the_envir
 def test_production_refuses_placeholder_keys_and_reads_no_local_paths():
     with pytest.raises(ValidationError, match="placeholder"):
         Settings(environment="production", api_keys="changethis", redis_url="r://")
-    assert Settings(environment="production", api_keys="a-real-key", redis_url="r://").local_roots == []
+    assert Settings(environment="production", api_keys=_REAL_KEY, redis_url="r://").local_roots == []
     assert Settings(environment="development", api_keys="changethis", redis_url="r://").api_keys
 
 
