@@ -305,9 +305,13 @@ def make_phantom(
     placed: list[tuple[np.ndarray, float]] = []
     for _ in range(int(rng.integers(settings.vesicles[0], settings.vesicles[1] + 1))):
         radius = float(rng.uniform(250, 900))
-        centre = np.array([rng.uniform(*slab), rng.uniform(0, extent_a[1]), rng.uniform(0, extent_a[2])])
-        _render_vesicle(density, centre, radius, vs)
-        placed.append((centre, radius + 40))  # keep particles off the membrane... and out of the lumen
+        vesicle_centre = np.array(
+            [rng.uniform(*slab), rng.uniform(0, extent_a[1]), rng.uniform(0, extent_a[2])]
+        )
+        _render_vesicle(density, vesicle_centre, radius, vs)
+        placed.append(
+            (vesicle_centre, radius + 40)
+        )  # keep particles off the membrane... and out of the lumen
 
     # Labelled particles: class mix from a Dirichlet; every class appears at least once (unless none are asked for).
     mix = rng.dirichlet(np.full(len(PARTICLE_CLASSES), settings.class_mix_concentration))
@@ -370,7 +374,7 @@ def make_phantom(
     del density
     return Phantom(
         volume=volume,
-        voxel_size_zyx_a=tuple(float(v) for v in vs),
+        voxel_size_zyx_a=(float(vs[0]), float(vs[1]), float(vs[2])),
         truth_xyz_a={name: zyx_to_xyz(points) for name, points in truth.items()},
         seed=int(seed),
         settings=drawn,

@@ -89,7 +89,14 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
     for p in ema.parameters():
         p.requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = {"epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1, "stale": 0, "wall_s": 0.0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "step": 0,
+        "best_score": -1.0,
+        "best_epoch": -1,
+        "stale": 0,
+        "wall_s": 0.0,
+    }
     resume_path = out / _RESUME_FILE
     if resume_path.exists():
         saved = torch.load(resume_path, map_location=device, weights_only=True)
@@ -186,10 +193,10 @@ def _train_epochs(
             loss.backward()
             optimizer.step()
             with torch.no_grad():
-                for e, p in zip(ema.parameters(), model.parameters()):
-                    e.lerp_(p, 1 - config.ema_decay)
-                for e, b in zip(ema.buffers(), model.buffers()):
-                    e.copy_(b)
+                for e_param, param in zip(ema.parameters(), model.parameters()):
+                    e_param.lerp_(param, 1 - config.ema_decay)
+                for e_buffer, buffer in zip(ema.buffers(), model.buffers()):
+                    e_buffer.copy_(buffer)
             # Kept on the device: reading each loss would make the CPU wait for every GPU step.
             losses.append(loss.detach())
             state["step"] += 1

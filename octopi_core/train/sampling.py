@@ -113,7 +113,7 @@ class PatchSampler:
             sample = holders[rng.integers(len(holders))]
             shape = np.array(sample.volume.shape)
             points = (
-                sample.centres_vox.get(name)
+                sample.centres_vox[name]
                 if name in sample.centres_vox
                 else next(iter(sample.centres_vox.values()))
             )
