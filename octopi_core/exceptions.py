@@ -20,6 +20,9 @@ __all__ = [
     "EmptyTomogramError",
     "InvalidVoxelSizeError",
     "TomogramTooSmallError",
+    "TomogramTooLargeError",
+    "TooManyChunksError",
+    "OutputNotWritableError",
     "CheckpointError",
     "UnknownParticleClassError",
     "PicksFormatError",
@@ -84,6 +87,18 @@ class TomogramTooSmallError(TomogramError):
     """The tomogram is smaller than one inference window along some axis."""
 
 
+class TomogramTooLargeError(TomogramError):
+    """The volume as loaded has more voxels, or the level read more bytes, than the service's limits."""
+
+
+class TooManyChunksError(TomogramError):
+    """A zarr level is cut into more chunks than the service reads for one tomogram (each is one read)."""
+
+
+class OutputNotWritableError(OctopiError):
+    """The local ``output_uri`` directory cannot be created or written."""
+
+
 class CheckpointError(OctopiError):
     """A model checkpoint is missing, corrupt or does not match its config."""
 
@@ -97,7 +112,7 @@ class PicksFormatError(OctopiError):
 
 
 class InferenceCancelledError(OctopiError):
-    """Inference was stopped because the caller's cancellation check said so."""
+    """Reading or inference was stopped because the caller's cancellation check said so."""
 
 
 class TrainingDataError(OctopiError):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .limits import TomogramLimits
+
 __all__ = [
     "PredictOptions",
     "DEFAULT_WINDOW_VOX",
@@ -75,6 +77,8 @@ class PredictOptions:
         threshold: class probability at which a voxel counts as particle, for every class; None =
             the per-class values tuned for the model (its config's ``training.localize``), else 0.5.
         min_score: drop picks under this confidence.
+        storage_options: fsspec options for reading the tomogram (deadlines, endpoint).
+        limits: voxel (after resampling), byte and chunk limits checked before any voxel is read; None = none.
     """
 
     classes: Sequence[str] | None = None
@@ -86,3 +90,4 @@ class PredictOptions:
     threshold: float | None = None
     min_score: float = 0.0
     storage_options: dict | None = field(default=None, hash=False, compare=False)
+    limits: TomogramLimits | None = field(default=None, hash=False, compare=False)

@@ -90,7 +90,8 @@ class Picker:
             options: see :class:`PredictOptions`.
             on_stage: called when a new :class:`Stage` starts.
             progress: called with the inference fraction done (0..1).
-            should_cancel: polled between batches of windows; True stops with InferenceCancelledError.
+            should_cancel: polled between z-slabs while reading and between batches of windows; True stops
+                with InferenceCancelledError.
 
         Returns:
             The picks, xyz in Å of the original tomogram, with per-stage timings.
@@ -98,6 +99,7 @@ class Picker:
         Raises:
             TomogramError: subclasses naming what is wrong with the tomogram.
             InferenceCancelledError: when cancelled.
+            TomogramTooLargeError, TooManyChunksError: over ``options.limits``, before any voxel is read.
             UnknownParticleClassError: for a class the model does not pick (a ValueError).
             ValueError: for a name that is no particle class.
         """
@@ -114,6 +116,8 @@ class Picker:
             voxel_size_a=options.voxel_size_a,
             min_shape_zyx=(MIN_AXIS_VOX,) * 3,
             storage_options=options.storage_options,
+            limits=options.limits,
+            should_cancel=should_cancel,
         )
         timings["read"] = time.perf_counter() - started
 

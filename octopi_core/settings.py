@@ -22,6 +22,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .limits import DEFAULT_MAX_CHUNKS, TomogramLimits, default_max_bytes, default_max_voxels
 from .options import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, parse_window, window_triple
 
 __all__ = ["Environment", "Settings", "get_settings", "DEFAULT_REDIS_URL"]
@@ -90,11 +91,17 @@ class Settings(BaseSettings):
             loopback, private, link-local or cloud-metadata addresses (SSRF allow-list; default none).
         local_roots: directories under which local paths may be read or written. Default: the working
             directory in development, nothing in production.
-        max_tomogram_voxels: larger tomograms (at the level read) are refused with 413 (default 2**31).
-        max_tomogram_bytes: tomograms whose voxels take more bytes are refused with 413 (default 16 GiB).
+        max_tomogram_voxels: tomograms with more voxels as loaded (after resampling to the model's voxel size)
+            are refused with 413, by the gateway and again by the worker before it reads a voxel. Default:
+            ``octopi_core.limits.default_max_voxels``: half the memory of the process (cgroup limit, else RAM)
+            less 1.5 GiB, over 48 B per voxel (16 GiB: 163 M voxels); set it from the workers' memory when the
+            gateway runs on another machine.
+        max_tomogram_bytes: tomograms whose level read is stored in more bytes are refused with 413 (default:
+            the same memory share, ``octopi_core.limits.default_max_bytes``).
         max_body_bytes: larger request bodies are refused with 413 (default 64 KiB).
         rate_limit_per_minute: requests per client (API key, else IP) and minute; 0 disables (default 600).
-        open_timeout_s: time the gateway may spend opening a tomogram's metadata (default 20 s).
+        open_timeout_s: time the gateway may spend opening a tomogram's metadata, and the total deadline of
+            each of its remote requests (default 20 s).
         redis_retry_s: how long a worker keeps retrying to store a finished job while Redis is away
             (default 120 s).
         device: ``auto`` (a GPU when visible, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
@@ -111,6 +118,12 @@ class Settings(BaseSettings):
         readyz_requires_worker: ``/readyz`` also needs a live worker (default True). Set False where workers
             scale to zero (KEDA), so idle gateways stay in their Service and can take the job that wakes them.
         host, port: where ``serve``/``gateway`` listen (default 127.0.0.1:8000).
+        max_tomogram_chunks: zarr levels cut into more chunks are refused with 422 (default 100,000; each
+            chunk is one read).
+        max_opens_per_client: tomogram opens one client may have running in the gateway at once; past it the
+            client gets 429 with Retry-After, other clients are unaffected (default 2).
+        remote_read_timeout_s: total deadline of each remote request (connect, headers and body) a worker
+            makes while reading a tomogram; a server trickling bytes is cut off after it (default 300 s).
         api_key_min_chars: shortest API key production accepts (default 32; ``openssl rand -hex 32``
             makes a good one).
         auth_failures_per_minute: failed authentications per peer address and minute; past it every
@@ -151,8 +164,8 @@ class Settings(BaseSettings):
     )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     local_roots: Annotated[list[Path] | None, NoDecode] = None
-    max_tomogram_voxels: int = Field(2**31, ge=1)
-    max_tomogram_bytes: int = Field(16 * 2**30, ge=1)
+    max_tomogram_voxels: int = Field(default_factory=default_max_voxels, ge=1)
+    max_tomogram_bytes: int = Field(default_factory=default_max_bytes, ge=1)
     max_body_bytes: int = Field(64 * 1024, ge=256)
     rate_limit_per_minute: int = Field(600, ge=0)
     open_timeout_s: float = Field(20.0, gt=0)
@@ -179,6 +192,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     docs_enabled: bool | None = None
     metrics_enabled: bool = True
+    # -- bounded work per request (issue 14); max_tomogram_voxels/bytes and open_timeout_s above --
+    max_tomogram_chunks: int = Field(DEFAULT_MAX_CHUNKS, ge=1)
+    max_opens_per_client: int = Field(2, ge=1)
+    remote_read_timeout_s: float = Field(300.0, gt=0)
 
     @field_validator("api_keys", "allowed_hosts", "local_roots", "trusted_proxies", mode="before")
     @classmethod
@@ -255,6 +272,15 @@ class Settings(BaseSettings):
                 "OCTOPI_API_KEYS is empty: a production gateway does not serve without API keys "
                 "(set OCTOPI_API_KEYS, or OCTOPI_ENVIRONMENT=development for a local, unauthenticated gateway)"
             )
+
+    @property
+    def tomogram_limits(self) -> TomogramLimits:
+        """The size and chunk limits the gateway and the workers apply to every tomogram."""
+        return TomogramLimits(
+            max_voxels=self.max_tomogram_voxels,
+            max_bytes=self.max_tomogram_bytes,
+            max_chunks=self.max_tomogram_chunks,
+        )
 
     @property
     def effective_redis_url(self) -> str:

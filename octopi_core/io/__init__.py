@@ -12,9 +12,9 @@ from ._location import service_storage_options
 from .mrc import write_mrc
 from .normalization import normalize_volume
 from .ome_zarr import write_ome_zarr
-from .output import write_output
+from .output import check_output_writable, write_output
 from .source import TomogramSource
-from .tomogram import LoadedTomogram, load_tomogram, open_tomogram
+from .tomogram import LoadedTomogram, load_tomogram, loaded_shape_zyx, open_tomogram
 from .uri import ParsedUri, parse_uri, uri_scheme
 from .voxel_size import MAX_VOXEL_SIZE_A, MIN_VOXEL_SIZE_A
 
@@ -25,10 +25,12 @@ __all__ = [
     "LoadedTomogram",
     "open_tomogram",
     "load_tomogram",
+    "loaded_shape_zyx",
     "normalize_volume",
     "write_ome_zarr",
     "write_mrc",
     "write_output",
+    "check_output_writable",
     "service_storage_options",
     "ParsedUri",
     "parse_uri",

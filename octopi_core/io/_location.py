@@ -30,29 +30,54 @@ from .uri import parse_uri
 __all__ = ["service_storage_options"]  # otherwise package-private: siblings import its _ helpers
 
 
-def service_storage_options(uri: str, *, s3_endpoint_url: str | None = None) -> dict | None:
-    """fsspec options for a service reading or writing ``uri``: no HTTP redirects, the configured S3 endpoint.
+def service_storage_options(
+    uri: str, *, s3_endpoint_url: str | None = None, request_timeout_s: float | None = None
+) -> dict | None:
+    """fsspec options for a service reading or writing ``uri``: no HTTP redirects, the configured S3 endpoint,
+    and a deadline on every request.
 
-    A service that checked a URL's host against an SSRF policy must not then be redirected elsewhere.
+    A service that checked a URL's host against an SSRF policy must not then be redirected elsewhere, and a
+    server that trickles bytes must not hold the reading thread past ``request_timeout_s``.
 
     Args:
         uri: the tomogram or output URI.
         s3_endpoint_url: S3 endpoint for ``s3://`` URIs (the service's ``s3_endpoint_url`` setting); None
             leaves it to botocore (``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, else AWS).
+        request_timeout_s: deadline of one request, seconds: HTTP total (connect, headers and body); S3
+            connect and each socket read, one attempt only (botocore has no total deadline; the endpoint
+            is the service's own, trusted). Default None: the reader's defaults (HTTP total 300 s).
 
     Returns:
         The options, or None when the defaults are right.
+
+    Raises:
+        ValueError: ``request_timeout_s`` is not a positive number.
     """
+    if request_timeout_s is not None and not request_timeout_s > 0:
+        raise ValueError(f"request_timeout_s must be positive, got {request_timeout_s!r}")
     scheme = uri.split(":", 1)[0].lower() if isinstance(uri, str) else ""
     if scheme in ("http", "https"):
-        return {"allow_redirects": False}
-    if scheme == "s3" and s3_endpoint_url:
-        return {"client_kwargs": {"endpoint_url": s3_endpoint_url}}
+        options: dict[str, Any] = {"allow_redirects": False}
+        if request_timeout_s is not None:
+            options["client_kwargs"] = {"timeout": _http_timeout(request_timeout_s)}
+        return options
+    if scheme == "s3":
+        options = {}
+        if s3_endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": s3_endpoint_url}
+        if request_timeout_s is not None:
+            options["config_kwargs"] = {
+                "connect_timeout": min(_HTTP_CONNECT_TIMEOUT_S, request_timeout_s),
+                "read_timeout": min(_HTTP_READ_TIMEOUT_S, request_timeout_s),
+                "retries": {"total_max_attempts": 1},  # no retries after the caller gave up
+            }
+        return options or None
     return None
 
 
 _HTTP_CONNECT_TIMEOUT_S = 30.0
-_HTTP_READ_TIMEOUT_S = 120.0
+_HTTP_READ_TIMEOUT_S = 120.0  # longest silence within a response
+_HTTP_TOTAL_TIMEOUT_S = 300.0  # longest whole request: a server trickling bytes is cut off here
 _AWS_CREDENTIAL_ENV = (  # any of these set means "use the environment's credentials", else anonymous S3
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
@@ -139,10 +164,7 @@ def _check_inside(loc: _Location, path: str) -> None:
 
 def _default_storage_options(kind: str) -> dict:
     if kind == "http":
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=_HTTP_CONNECT_TIMEOUT_S, sock_read=_HTTP_READ_TIMEOUT_S
-        )
-        hooks = {"timeout": timeout, "raise_for_status": _refuse_redirect}
+        hooks = {"timeout": _http_timeout(_HTTP_TOTAL_TIMEOUT_S), "raise_for_status": _refuse_redirect}
         return {"client_kwargs": hooks, "skip_instance_cache": True}
     if kind == "s3":
         env = os.environ
@@ -159,6 +181,15 @@ def _default_storage_options(kind: str) -> dict:
         }
         return options  # the endpoint: storage_options, else botocore reads AWS_ENDPOINT_URL(_S3) itself
     return {}
+
+
+def _http_timeout(total_s: float) -> aiohttp.ClientTimeout:
+    """A deadline on the whole request, not only on each silence: a trickle of bytes does not extend it."""
+    return aiohttp.ClientTimeout(
+        total=total_s,
+        sock_connect=min(_HTTP_CONNECT_TIMEOUT_S, total_s),
+        sock_read=min(_HTTP_READ_TIMEOUT_S, total_s),
+    )
 
 
 def _async_options(loc: _Location) -> dict:

@@ -17,6 +17,7 @@ from octopi_core.exceptions import (
     CorruptTomogramError,
     InvalidTomogramShapeError,
     InvalidVoxelSizeError,
+    TooManyChunksError,
     UnsupportedFormatError,
 )
 
@@ -118,6 +119,7 @@ def _open_zarr(
     multiscales: Any,
     target_a: float,
     override_a: float | None,
+    max_chunks: int | None = None,
 ) -> TomogramSource:
     if not is_array and not multiscales:
         raise UnsupportedFormatError(f"zarr group {loc.uri} has no OME-NGFF 'multiscales' metadata")
@@ -149,9 +151,15 @@ def _open_zarr(
         )
     _check_voxels(tuple(shape[i] for i in spatial), array.dtype, loc.uri)
     index = [slice(None) if i in spatial else 0 for i in range(len(shape))]
+    if max_chunks is not None:
+        _check_chunk_count(loc.uri, shape, tuple(int(c) for c in array.chunks), max_chunks)
     chunks = getattr(array, "shards", None) or array.chunks
     level_meta = (f"{level_path}/" if level_path else "") + ("zarr.json" if zarr_format == 3 else ".zarray")
-    identity = _identity(loc, loc.child(level_meta)) + (f"@{level_path}" if level_path else "")
+    if loc.scheme == "local":
+        identity = _local_level_identity(loc, level_path)
+    else:  # the metadata's ETag/mtime only: listing every chunk remotely costs a request per page
+        identity = _identity(loc, loc.child(level_meta))
+    identity += f"@{level_path}" if level_path else ""
     return TomogramSource(
         uri=loc.uri,
         format="zarr" if is_array else "ome-zarr",
@@ -163,6 +171,42 @@ def _open_zarr(
         level_path=level_path,
         _reader=_ZarrReader(array, index, spatial[0], int(chunks[spatial[0]])),
     )
+
+
+def _check_chunk_count(uri: str, shape: tuple[int, ...], chunks: tuple[int, ...], max_chunks: int) -> None:
+    """Refuse, from the metadata, a level cut into more than ``max_chunks`` chunks (each one read).
+
+    Raises:
+        TooManyChunksError: naming the count, the chunk shape and the limit.
+    """
+    count = math.prod(-(-n // max(1, c)) for n, c in zip(shape, chunks))
+    if count > max_chunks:
+        raise TooManyChunksError(
+            f"tomogram {uri} is cut into {count} chunks of shape {chunks} (array shape {shape}); this "
+            f"service reads at most {max_chunks} chunks per tomogram: rewrite it with larger chunks (e.g. 64^3)"
+        )
+
+
+def _local_level_identity(loc: _Location, level_path: str | None) -> str:
+    """Content identity of a local level from one listing of its files: count, total size, newest change.
+
+    New chunk data under an unchanged ``.zarray`` changes the size or the newest mtime/ctime (a ctime
+    cannot be set back by the writer). Symlinks are not followed (stat of the link itself).
+    """
+    root = os.path.join(loc.path, level_path) if level_path else loc.path
+    count = total_bytes = newest_ns = 0
+    pending = [root]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+                count += 1
+                total_bytes += stat.st_size
+                newest_ns = max(newest_ns, stat.st_mtime_ns, stat.st_ctime_ns)
+    return f"{count}-{total_bytes}-{newest_ns}"
 
 
 def _fsspec_store(loc: _Location, *, read_only: bool) -> zarr.storage.FsspecStore:

@@ -8,9 +8,41 @@ from pathlib import Path
 
 import fsspec
 
+from octopi_core.exceptions import OutputNotWritableError
+
 from .uri import parse_uri
 
-__all__ = ["write_output"]
+__all__ = ["write_output", "check_output_writable"]
+
+
+def check_output_writable(uri: str, *, local_roots: Sequence[str | os.PathLike] | None = None) -> None:
+    """Refuse, before any work, a local output directory that cannot be created or written.
+
+    The directory (or, when it does not exist yet, its nearest existing ancestor, where
+    :func:`write_output` would create it) must be a directory this process may write and enter. ``s3://``
+    outputs are not probed: that would take a write; their failures surface when the picks are written.
+
+    Args:
+        uri: the output directory: local path, ``file:///`` or ``s3://``.
+        local_roots: directories it must resolve under (default None: anywhere).
+
+    Raises:
+        OutputNotWritableError: naming ``uri`` as given (not its resolved path) and the reason.
+        UnsupportedUriError: ``uri`` does not parse (see :func:`octopi_core.io.uri.parse_uri`).
+    """
+    parsed = parse_uri(uri)
+    if parsed.scheme != "file":
+        return
+    target = Path(os.path.realpath(parsed.path))
+    if local_roots is not None and not any(_is_under(str(target), root) for root in local_roots):
+        raise OutputNotWritableError(f"output_uri {uri!r} resolves outside the allowed local roots")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputNotWritableError(f"output_uri {uri!r}: a path component is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputNotWritableError(f"output_uri {uri!r} is not writable by the service")
 
 
 def write_output(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +15,13 @@ from scipy.ndimage import affine_transform
 
 from octopi_core.exceptions import (
     CorruptTomogramError,
+    InferenceCancelledError,
     InvalidVoxelSizeError,
     TomogramNotFoundError,
     TomogramTooSmallError,
     UnsupportedFormatError,
 )
+from octopi_core.limits import TomogramLimits
 
 from ._location import _as_tomogram_errors, _locate, _Location, _read_or_none
 from .mrc import _open_mrc
@@ -27,7 +30,7 @@ from .ome_zarr import _open_zarr
 from .source import TomogramSource
 from .voxel_size import MAX_VOXEL_SIZE_A, MIN_VOXEL_SIZE_A, Zyx
 
-__all__ = ["LoadedTomogram", "open_tomogram", "load_tomogram"]
+__all__ = ["LoadedTomogram", "open_tomogram", "load_tomogram", "loaded_shape_zyx"]
 
 _RESAMPLE_TOLERANCE = 0.05  # resample only when source/target voxel size differs by more than this fraction
 _MRC_EXTENSIONS = (".mrc", ".rec", ".map")
@@ -64,8 +67,12 @@ def open_tomogram(
     target_voxel_size_a: float = 10.0,
     voxel_size_a: float | None = None,
     storage_options: dict | None = None,
+    limits: TomogramLimits | None = None,
 ) -> TomogramSource:
     """Open a tomogram and read its metadata, choosing the multiscale level nearest the target.
+
+    With ``limits``, the tomogram is refused here, from its metadata, when the volume it would load (after
+    resampling to ``target_voxel_size_a``), the level it reads, or its zarr chunk count is over them.
 
     Args:
         uri: local path, ``file://``, ``http(s)://`` or ``s3://`` URI of an OME-Zarr/zarr store or an
@@ -75,12 +82,14 @@ def open_tomogram(
             the file).
             For OME-Zarr it is the size of level 0; the other levels keep their ratios to it.
         storage_options: fsspec options overriding the defaults (anonymous S3 without credentials,
-            ``AWS_ENDPOINT_URL(_S3)`` endpoint, finite HTTP timeouts).
+            ``AWS_ENDPOINT_URL(_S3)`` endpoint, HTTP deadline of 300 s per request).
+        limits: voxel, byte and chunk limits (default None: none).
 
     Returns:
         The opened :class:`TomogramSource`; close it, or use it as a context manager.
 
     Raises:
+        TomogramTooLargeError, TooManyChunksError: over ``limits``.
         UnsupportedUriError, TomogramNotFoundError, TomogramAccessDeniedError, TomogramUnreachableError,
         UnsupportedFormatError, CorruptTomogramError, InvalidTomogramShapeError, InvalidVoxelSizeError.
     """
@@ -93,15 +102,52 @@ def open_tomogram(
         if zarr_kind is None:
             source = _open_mrc(loc, voxel_size_a)
         else:
-            source = _open_zarr(loc, *zarr_kind, target_voxel_size_a, voxel_size_a)
-    for axis_vs in source.voxel_size_zyx_a:
-        if not MIN_VOXEL_SIZE_A <= axis_vs <= MAX_VOXEL_SIZE_A:
-            source.close()
-            raise InvalidVoxelSizeError(
-                f"voxel size {source.voxel_size_zyx_a} Å (zyx) of {uri} is outside the plausible range "
-                f"[{MIN_VOXEL_SIZE_A}, {MAX_VOXEL_SIZE_A}] Å; pass voxel_size_a to override it"
+            max_chunks = limits.max_chunks if limits is not None else None
+            source = _open_zarr(loc, *zarr_kind, target_voxel_size_a, voxel_size_a, max_chunks)
+    try:
+        for axis_vs in source.voxel_size_zyx_a:
+            if not MIN_VOXEL_SIZE_A <= axis_vs <= MAX_VOXEL_SIZE_A:
+                raise InvalidVoxelSizeError(
+                    f"voxel size {source.voxel_size_zyx_a} Å (zyx) of {uri} is outside the plausible range "
+                    f"[{MIN_VOXEL_SIZE_A}, {MAX_VOXEL_SIZE_A}] Å; pass voxel_size_a to override it"
+                )
+        if limits is not None:
+            limits.check_size(
+                uri,
+                loaded_shape_zyx=loaded_shape_zyx(source, target_voxel_size_a),
+                stored_shape_zyx=source.shape_zyx,
+                itemsize_bytes=source.dtype.itemsize,
             )
+    except BaseException:
+        source.close()
+        raise
     return source
+
+
+def loaded_shape_zyx(source: TomogramSource, target_voxel_size_a: float) -> tuple[int, int, int]:
+    """Shape of the volume :func:`load_tomogram` makes of ``source``, voxels, known before reading it.
+
+    The source is resampled when its voxel size differs from the target by more than 5% on some axis; then
+    each axis becomes ``round(N * source / target)`` voxels (at least 1).
+
+    Args:
+        source: the opened tomogram.
+        target_voxel_size_a: voxel size wanted, Å.
+
+    Returns:
+        ``(Z, Y, X)`` voxels.
+    """
+    shape, _, _ = _load_plan(source, target_voxel_size_a)
+    return shape
+
+
+def _load_plan(source: TomogramSource, target_a: float) -> tuple[tuple[int, int, int], Zyx, bool]:
+    """(loaded shape zyx, its voxel size Å, whether to resample)."""
+    ratio = [s / target_a for s in source.voxel_size_zyx_a]  # source voxels per target voxel
+    if not any(abs(r - 1.0) > _RESAMPLE_TOLERANCE for r in ratio):
+        return source.shape_zyx, source.voxel_size_zyx_a, False
+    shape = tuple(max(1, round(n * r)) for n, r in zip(source.shape_zyx, ratio))
+    return shape, (float(target_a),) * 3, True  # type: ignore[return-value]
 
 
 def _check_voxel_size_value(value: Any, name: str, uri: str) -> None:
@@ -162,6 +208,8 @@ def load_tomogram(
     voxel_size_a: float | None = None,
     min_shape_zyx: tuple[int, int, int] | None = None,
     storage_options: dict | None = None,
+    limits: TomogramLimits | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> LoadedTomogram:
     """Read a whole tomogram in z-slabs into one float32 array, resample it if needed, and normalise it.
 
@@ -171,13 +219,16 @@ def load_tomogram(
     Voxel ``j`` of the result sits at ``origin_zyx_a + j * voxel_size_zyx_a`` Å in the original frame.
 
     Args:
-        uri, target_voxel_size_a, voxel_size_a, storage_options: as in :func:`open_tomogram`.
+        uri, target_voxel_size_a, voxel_size_a, storage_options, limits: as in :func:`open_tomogram`; the
+            limits are checked after opening, before the volume is allocated or any voxel read.
         min_shape_zyx: smallest acceptable shape of the loaded volume, voxels (default None: no minimum).
+        should_cancel: polled between z-slabs (each at most one chunk deep); True stops the read.
 
     Returns:
         The :class:`LoadedTomogram`.
 
     Raises:
+        InferenceCancelledError: ``should_cancel`` returned True.
         TomogramTooSmallError: the loaded volume is smaller than ``min_shape_zyx`` on some axis.
         EmptyTomogramError: the volume is all NaN/inf, or constant.
         TomogramError: every other failure, as listed in :func:`open_tomogram`.
@@ -191,27 +242,24 @@ def load_tomogram(
         target_voxel_size_a=target_voxel_size_a,
         voxel_size_a=voxel_size_a,
         storage_options=storage_options,
+        limits=limits,
     ) as source:
-        ratio = [s / target_voxel_size_a for s in source.voxel_size_zyx_a]  # source voxels per target voxel
-        resample = any(abs(r - 1.0) > _RESAMPLE_TOLERANCE for r in ratio)
-        if resample:
-            shape = tuple(max(1, round(n * r)) for n, r in zip(source.shape_zyx, ratio))
-            voxel_size = (float(target_voxel_size_a),) * 3
-        else:
-            shape, voxel_size = source.shape_zyx, source.voxel_size_zyx_a
+        shape, voxel_size, resample = _load_plan(source, target_voxel_size_a)
         if min_shape_zyx is not None and any(n < m for n, m in zip(shape, min_shape_zyx)):
             raise TomogramTooSmallError(
                 f"tomogram {uri} has shape {tuple(shape)} (zyx voxels at {voxel_size} Å), smaller than the "
                 f"minimum {tuple(min_shape_zyx)}"
             )
         volume = np.empty(shape, dtype=np.float32)  # the one full-size allocation
+        read_slab = _cancellable(source, uri, should_cancel)
         if resample:
-            _read_resampled(source, volume, [1.0 / r for r in ratio])
+            steps = [target_voxel_size_a / s for s in source.voxel_size_zyx_a]
+            _read_resampled(source, read_slab, volume, steps)
         else:
             depth = source.slab_depth()
             for z0 in range(0, shape[0], depth):
                 z1 = min(z0 + depth, shape[0])
-                volume[z0:z1] = source.read_slab(z0, z1)
+                volume[z0:z1] = read_slab(z0, z1)
     normalize_volume(volume, name=f"tomogram {uri}")
     return LoadedTomogram(
         volume=volume,
@@ -226,7 +274,25 @@ def load_tomogram(
     )
 
 
-def _read_resampled(source: TomogramSource, out: np.ndarray, step_zyx: list[float]) -> None:
+def _cancellable(
+    source: TomogramSource, uri: str, should_cancel: Callable[[], bool] | None
+) -> Callable[[int, int], np.ndarray]:
+    """``source.read_slab`` that first asks ``should_cancel``: a cancel is honoured within one slab."""
+
+    def read_slab(z0: int, z1: int) -> np.ndarray:
+        if should_cancel is not None and should_cancel():
+            raise InferenceCancelledError(f"reading tomogram {uri} was cancelled")
+        return source.read_slab(z0, z1)
+
+    return read_slab
+
+
+def _read_resampled(
+    source: TomogramSource,
+    read_slab: Callable[[int, int], np.ndarray],
+    out: np.ndarray,
+    step_zyx: list[float],
+) -> None:
     """Fill ``out`` by trilinear interpolation: out[j] = source[j * step], source read in z-slabs.
 
     ``step_zyx`` is target / source voxel size. A rolling buffer holds the source planes the current
@@ -244,7 +310,7 @@ def _read_resampled(source: TomogramSource, out: np.ndarray, step_zyx: list[floa
         buffer, buffer_z0 = buffer[start - buffer_z0 :], start
         while buffer_z0 + len(buffer) < hi:
             z0 = buffer_z0 + len(buffer)
-            slab = source.read_slab(z0, min(n_src, (z0 // depth + 1) * depth)).astype(np.float32)
+            slab = read_slab(z0, min(n_src, (z0 // depth + 1) * depth)).astype(np.float32)
             buffer = np.concatenate([buffer, slab]) if len(buffer) else slab
         affine_transform(
             buffer,
