@@ -1,5 +1,8 @@
 """Errors of a request to the gateway, named after the condition (job errors: ``worker.jobs.exceptions``)."""
 
+# The worker refuses a tomogram over the limits too, so the error lives with the domain errors.
+from octopi_core.exceptions import TomogramTooLargeError
+
 __all__ = [
     "RequestError",
     "NotAuthenticatedError",
@@ -24,10 +27,6 @@ class NotAuthenticatedError(RequestError):
 class UriNotAllowedError(RequestError):
     """The URI's scheme is not allowed, its host is loopback/private/link-local/metadata and not allow-listed,
     or a local path lies outside the configured roots."""
-
-
-class TomogramTooLargeError(RequestError):
-    """The tomogram has more voxels or bytes than ``max_tomogram_voxels`` / ``max_tomogram_bytes``."""
 
 
 class RateLimitExceededError(RequestError):

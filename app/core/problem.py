@@ -40,7 +40,7 @@ _TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (job.InternalJobError, 500, "internal-job-error", "Internal error while processing the job"),
     (request.NotAuthenticatedError, 401, "not-authenticated", "Missing or invalid API key"),
     (request.RequestBodyTooLargeError, 413, "request-too-large", "Request body too large"),
-    (request.TomogramTooLargeError, 413, "tomogram-too-large", "Tomogram too large"),
+    (core.TomogramTooLargeError, 413, "tomogram-too-large", "Tomogram too large"),
     (request.RateLimitExceededError, 429, "rate-limited", "Too many requests"),
     (
         request.IdempotencyKeyReusedError,
@@ -62,6 +62,8 @@ _TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (core.InvalidTomogramShapeError, 422, "invalid-tomogram-shape", "Tomogram is not 3-D"),
     (core.EmptyTomogramError, 422, "empty-tomogram", "Tomogram holds no signal"),
     (core.InvalidVoxelSizeError, 422, "invalid-voxel-size", "Invalid voxel size"),
+    (core.TooManyChunksError, 422, "too-many-chunks", "Tomogram cut into too many chunks"),
+    (core.OutputNotWritableError, 422, "output-not-writable", "output_uri is not writable"),
     (core.TomogramTooSmallError, 422, "tomogram-too-small", "Tomogram smaller than one inference window"),
     (core.TomogramError, 422, "tomogram-error", "Tomogram cannot be used"),
     (core.CheckpointError, 500, "model-error", "Model checkpoint cannot be loaded"),
