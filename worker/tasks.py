@@ -1,8 +1,10 @@
 """RQ task: one attempt of a picking job, from its record in Redis to picks in Redis (and ``output_uri``).
 
 The task loads the tomogram and computes through :class:`octopi_core.pipeline.Picker`, reports stage and
-progress into the job record as it goes, checks between batches of windows whether to stop (cancelled,
-shutting down, or no longer the owner), and returns a JSON-safe summary, never arrays.
+progress into the job record as it goes, checks between z-slabs while reading and between batches of
+windows whether to stop (cancelled, shutting down, or no longer the owner), and returns a JSON-safe summary,
+never arrays. Before reading a voxel it checks the output directory and, on the tomogram it opened itself,
+the size and chunk limits (a host may answer the worker otherwise than it answered the gateway).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import redis
@@ -21,7 +23,7 @@ from rq.timeouts import JobTimeoutException
 
 from octopi_core.exceptions import InferenceCancelledError, OctopiError
 from octopi_core.export import PicksFormat, render_picks
-from octopi_core.io import service_storage_options, write_output
+from octopi_core.io import check_output_writable, service_storage_options, write_output
 from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings, get_settings
 
@@ -174,14 +176,19 @@ def _run(context: TaskContext, record: JobRecord) -> str:
         owner = owner.decode() if isinstance(owner, bytes) else owner
         return bool(cancelled) or owner != token
 
+    settings = context.settings
     try:
+        if options.output_uri:  # before the computation, not after it
+            check_output_writable(options.output_uri, local_roots=settings.local_roots)
         picker = context.models.get(record.model_version)
         storage_options = service_storage_options(
-            record.tomogram_uri, s3_endpoint_url=context.settings.s3_endpoint_url
+            record.tomogram_uri,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            request_timeout_s=settings.remote_read_timeout_s,
         )
         document = picker.predict(
             record.tomogram_uri,
-            options.predict_options(storage_options),
+            replace(options.predict_options(storage_options), limits=settings.tomogram_limits),
             on_stage=on_stage,
             progress=progress,
             should_cancel=should_cancel,
