@@ -94,8 +94,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the gateway for ``settings`` (default: from the environment)."""
+    """Build the gateway for ``settings`` (default: from the environment).
+
+    ``/docs``, ``/redoc`` and ``/openapi.json`` are served only with ``settings.docs_enabled`` (by default
+    in development).
+
+    Raises:
+        ValueError: production settings without API keys (:meth:`Settings.check_gateway`).
+    """
     settings = settings or get_settings()
+    settings.check_gateway()
+    if not settings.api_keys:
+        log.warning(
+            "OCTOPI_API_KEYS is empty: the gateway accepts every request and tells clients apart by address"
+        )
+    docs = bool(settings.docs_enabled)
     app = FastAPI(
         title="octopi-serve",
         version="0.1.0",
@@ -103,6 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Submit a tomogram with POST /predict, poll GET /jobs/{id}, fetch GET /jobs/{id}/picks. "
         "Errors are RFC 9457 problem+json.",
         lifespan=_lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
     app.state.redis = _connect(settings)

@@ -26,7 +26,10 @@ def run_gateway(settings: Settings, *, host: str | None = None, port: int | None
         host=host or settings.host,
         port=port or settings.port,
         log_level="info",
-        proxy_headers=True,
+        # X-Forwarded-For names the client only when it comes from a listed proxy; uvicorn's own default
+        # would trust it from any loopback peer, letting a local client pick its rate-limit identity.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         access_log=False,
     )
     return 0

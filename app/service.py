@@ -28,8 +28,8 @@ from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings
 from worker.jobs import stats
 from worker.jobs.exceptions import JobNotFinishedError, NoSuchJobError
-from worker.jobs.keys import idempotency_key, reuse_key
-from worker.jobs.lifecycle import cancel_job, create_job
+from worker.jobs.keys import idempotency_key, job_key, reuse_key
+from worker.jobs.lifecycle import cancel_job, create_job, create_reused_job
 from worker.jobs.queue import queue_position
 from worker.jobs.state import (
     JobOptions,
@@ -179,7 +179,8 @@ def _replay(connection: Redis, stored: bytes | str, fingerprint: str) -> JobReco
         return None
 
 
-def _finished_twin(connection: Redis, digest: str | None) -> JobRecord | None:
+def _finished_twin(connection: Redis, digest: str | None) -> tuple[JobRecord, str] | None:
+    """The succeeded job stored under ``digest`` and its picks document, while both exist."""
     if not digest:
         return None
     source = connection.get(reuse_key(digest))
@@ -189,8 +190,8 @@ def _finished_twin(connection: Redis, digest: str | None) -> JobRecord | None:
         record = JobRecord.fetch(connection, source.decode() if isinstance(source, bytes) else source)
     except NoSuchJobError:
         return None
-    ok = record.status is JobStatus.SUCCEEDED and fetch_result(connection, record.id) is not None
-    return record if ok else None
+    text = fetch_result(connection, record.id) if record.status is JobStatus.SUCCEEDED else None
+    return None if text is None else (record, text)
 
 
 def submit_job(
@@ -203,6 +204,10 @@ def submit_job(
     idem_key: str | None = None,
 ) -> tuple[JobRecord, bool]:
     """Validate a submission and queue it, unless an identical request or result already exists.
+
+    The job belongs to ``client_id``. A finished result is reused only from the same client's jobs, or,
+    with ``settings.share_results``, from any client's: then the caller gets a new job of its own that
+    holds a copy of the result, never the other client's job id.
 
     Returns:
         ``(record, created)``: ``created`` is False for an idempotent replay or a reused finished result.
@@ -238,7 +243,8 @@ def submit_job(
     identity = _inspect_tomogram(  # the URI as given: errors must not show its resolved path or the cwd
         body.tomogram_uri, settings, target_voxel_size_a=config.voxel_size_a, voxel_size_a=body.voxel_size_a
     )
-    digest = result_digest(uri, identity, config.version, options)
+    owner = None if settings.share_results else client_id  # who may reuse the result
+    digest = result_digest(uri, identity, config.version, options, owner=owner)
     record = JobRecord(
         id=uuid.uuid4().hex,
         tomogram_uri=uri,
@@ -258,11 +264,15 @@ def submit_job(
                 if replayed is not None:
                     return replayed, False
         twin = None if options.output_uri else _finished_twin(pipe, digest)
+        own_twin = twin[0] if twin is not None and twin[0].client_id == client_id else None
         pipe.multi()
         if ikey:
-            pipe.set(ikey, f"{(twin or record).id}|{fingerprint}", ex=settings.result_ttl_s)
-        if twin is not None:
-            return twin, False
+            pipe.set(ikey, f"{(own_twin or record).id}|{fingerprint}", ex=settings.result_ttl_s)
+        if own_twin is not None:
+            return own_twin, False
+        if twin is not None:  # another client's result (shared mode): a new job of this client's holds a copy
+            create_reused_job(connection, settings, record, *twin, pipeline=pipe)
+            return record, False
         create_job(connection, settings, record, pipeline=pipe)
         return record, True
 
@@ -301,6 +311,16 @@ def _eta_s(connection: Redis, record: JobRecord, position: int | None) -> float 
     return None
 
 
+def _reused_from(connection: Redis, record: JobRecord) -> str | None:
+    """The id of the job whose result ``record`` reused, only when it has the same owner (ids of other
+    clients' jobs are never shown)."""
+    if not record.reused_from:
+        return None
+    source_owner = connection.hget(job_key(record.reused_from), "client_id")
+    source_owner = source_owner.decode() if isinstance(source_owner, bytes) else source_owner
+    return record.reused_from if source_owner == record.client_id else None
+
+
 def _public(connection: Redis, settings: Settings, record: JobRecord) -> JobPublic:
     position = queue_position(connection, settings, record) if record.status is JobStatus.QUEUED else None
     base = f"/jobs/{record.id}"
@@ -326,19 +346,19 @@ def _public(connection: Redis, settings: Settings, record: JobRecord) -> JobPubl
         timings_s=record.timings_s,
         counts=record.counts,
         outputs=record.outputs,
-        reused_from=record.reused_from or None,
+        reused_from=_reused_from(connection, record),
         error=error,
         links=JobLinks(self_=base, picks=f"{base}/picks", cancel=base),
     )
 
 
-def read_job(*, connection: Redis, settings: Settings, job_id: str) -> JobPublic:
+def read_job(*, connection: Redis, settings: Settings, job_id: str, client_id: str) -> JobPublic:
     """The job's status, stage, progress, place in the queue, ETA, timings and outcome.
 
     Raises:
-        NoSuchJobError: unknown or expired job.
+        NoSuchJobError: unknown or expired job, or a job of another client than ``client_id``.
     """
-    return _public(connection, settings, JobRecord.fetch(connection, job_id))
+    return _public(connection, settings, JobRecord.fetch(connection, job_id, owner=client_id))
 
 
 def describe(*, connection: Redis, settings: Settings, record: JobRecord) -> JobPublic:
@@ -346,23 +366,25 @@ def describe(*, connection: Redis, settings: Settings, record: JobRecord) -> Job
     return _public(connection, settings, record)
 
 
-def cancel(*, connection: Redis, settings: Settings, job_id: str) -> JobPublic:
+def cancel(*, connection: Redis, settings: Settings, job_id: str, client_id: str) -> JobPublic:
     """Cancel a queued job at once, or ask its worker to stop a running one.
 
     Raises:
-        NoSuchJobError: unknown job. InvalidJobStateError: the job already ended.
+        NoSuchJobError: unknown job, or a job of another client than ``client_id``.
+        InvalidJobStateError: the job already ended.
     """
-    cancel_job(connection, settings, job_id)
-    return read_job(connection=connection, settings=settings, job_id=job_id)
+    cancel_job(connection, settings, job_id, owner=client_id)
+    return read_job(connection=connection, settings=settings, job_id=job_id, client_id=client_id)
 
 
-def read_picks(*, connection: Redis, job_id: str, fmt: PicksFormat) -> tuple[str, str, str]:
+def read_picks(*, connection: Redis, job_id: str, client_id: str, fmt: PicksFormat) -> tuple[str, str, str]:
     """The picks of a succeeded job as ``(text, media type, file name)``.
 
     Raises:
-        NoSuchJobError: unknown job, or its picks expired. JobNotFinishedError: the job has not succeeded.
+        NoSuchJobError: unknown job, a job of another client than ``client_id``, or its picks expired.
+        JobNotFinishedError: the job has not succeeded.
     """
-    record = JobRecord.fetch(connection, job_id)
+    record = JobRecord.fetch(connection, job_id, owner=client_id)
     if record.status is not JobStatus.SUCCEEDED:
         raise JobNotFinishedError(
             f"job {job_id} is {record.status.value}; picks exist only once it succeeded"

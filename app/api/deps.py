@@ -11,6 +11,7 @@ from redis import Redis
 
 from octopi_core.settings import Settings
 
+from ..core.exceptions import NotAuthenticatedError
 from ..core.ratelimit import check_rate_limit
 from ..core.security import authenticate
 
@@ -56,9 +57,25 @@ def _client(
     connection: RedisDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """Authenticate the caller (when keys are configured) and count the request against its rate limit."""
+    """Authenticate the caller (when keys are configured) and count the request against its rate limit.
+
+    Failed authentications are counted per peer address (the one behind a trusted proxy, else the socket
+    peer); past ``auth_failures_per_minute`` the address gets 429 until the minute ends, even with a
+    valid key, so keys cannot be guessed at speed.
+    """
+    peer = request.client.host if request.client else None
     header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
-    client_id = authenticate(settings, header, request.client.host if request.client else None)
+    if not settings.api_keys:
+        client_id = authenticate(settings, header, peer)
+    else:
+        failures = f"auth-failures:{peer or 'unknown'}"
+        limit, what = settings.auth_failures_per_minute, "failed authentications"
+        check_rate_limit(connection, failures, limit, cost=0, what=what)
+        try:
+            client_id = authenticate(settings, header, peer)
+        except NotAuthenticatedError:
+            check_rate_limit(connection, failures, limit, what=what)  # 429 instead of 401 past the limit
+            raise
     check_rate_limit(connection, client_id, settings.rate_limit_per_minute)
     return client_id
 

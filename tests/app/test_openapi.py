@@ -26,9 +26,15 @@ def api_schema(redis_conn, service_settings, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # S3 URIs fail fast, offline
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    app_settings = type(service_settings)(
-        **{**service_settings.model_dump(), "allowed_hosts": [], "open_timeout_s": 5.0, "api_keys": [_KEY]}
-    )
+    # Schemathesis sends hundreds of wrong keys on purpose (it checks they get 401): no lock-out here;
+    # tests/security/test_keys.py checks the failed-authentication limit.
+    overrides = {
+        "allowed_hosts": [],
+        "open_timeout_s": 5.0,
+        "api_keys": [_KEY],
+        "auth_failures_per_minute": 0,
+    }
+    app_settings = type(service_settings)(**{**service_settings.model_dump(), **overrides})
     return schemathesis.openapi.from_asgi("/openapi.json", create_app(app_settings))
 
 

@@ -50,7 +50,8 @@ def cancel_key(job_id: str) -> str:
 
 
 def reuse_key(digest: str) -> str:
-    """String: id of the succeeded job for a (tomogram identity, model version, options) digest."""
+    """String: id of the succeeded job for a (tomogram identity, model version, options, owner) digest
+    (:func:`worker.jobs.state.result_digest`; the owner is left out only when results are shared)."""
     return f"{PREFIX}:reuse:{digest}"
 
 

@@ -9,6 +9,7 @@ re-queued) can never overwrite the newer attempt's outcome.
 Transitions:
 
 - :func:`create_job`: new record + first attempt on the queue (gateway).
+- :func:`create_reused_job`: new record, already succeeded with a shared result (gateway).
 - :func:`claim_attempt`: queued -> running (worker, at the start of the task).
 - :func:`finish_attempt`: running -> succeeded / failed / cancelled (worker).
 - :func:`requeue_attempt`: running -> queued, by the owner at shutdown or by the reaper for a dead owner.
@@ -44,6 +45,7 @@ from .state import (
 __all__ = [
     "owner_token",
     "create_job",
+    "create_reused_job",
     "claim_attempt",
     "finish_attempt",
     "requeue_attempt",
@@ -87,6 +89,33 @@ def create_job(
     enqueue_attempt(connection, settings, record, pipeline=pipe)
     if own:
         pipe.execute()
+
+
+def create_reused_job(
+    connection: Redis,
+    settings: Settings,
+    record: JobRecord,
+    source: JobRecord,
+    result_json: str,
+    *,
+    pipeline: Pipeline | None = None,
+) -> None:
+    """Store ``record`` as already succeeded with the picks of ``source`` (a shared result given to another
+    owner, who gets a job id of their own).
+
+    Args:
+        record: the new job (its id and owner are kept).
+        source: the succeeded job whose result is reused.
+        result_json: ``source``'s picks document, copied so each job keeps its own expiry.
+    """
+    now = utc_now()
+    record.status, record.progress, record.reused_from = JobStatus.SUCCEEDED, 1.0, source.id
+    record.started_at = record.finished_at = now
+    record.counts, record.timings_s = dict(source.counts), dict(source.timings_s)
+    pipe = connection if pipeline is None else pipeline
+    record.save(connection, pipeline=pipeline)
+    store_result(pipe, record.id, result_json, settings.result_ttl_s)
+    expire_job(pipe, record.id, settings.result_ttl_s)
 
 
 def claim_attempt(
@@ -234,21 +263,24 @@ def requeue_attempt(
     return _transaction(connection, body, RUNNING_KEY)
 
 
-def cancel_job(connection: Redis, settings: Settings, job_id: str) -> JobRecord:
+def cancel_job(connection: Redis, settings: Settings, job_id: str, *, owner: str | None = None) -> JobRecord:
     """Cancel ``job_id``: a queued job at once, a running one by raising its flag (the worker stops
     within one batch of windows).
+
+    Args:
+        owner: when given, the client id the job must belong to (checked in the same transaction).
 
     Returns:
         The record after the change (``cancelled``, or still ``running`` with the flag raised).
 
     Raises:
-        NoSuchJobError: unknown job.
+        NoSuchJobError: unknown job, or another owner's.
         InvalidJobStateError: the job already ended.
     """
     queue = make_queue(connection, settings)
 
     def body(pipe: Pipeline) -> JobRecord:
-        record = JobRecord.fetch(pipe, job_id)
+        record = JobRecord.fetch(pipe, job_id, owner=owner)
         if record.is_finished:
             raise InvalidJobStateError(
                 f"job {job_id} already ended with status {record.status.value}; nothing to cancel"

@@ -109,16 +109,23 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def result_digest(tomogram_uri: str, identity: str, model_version: str, options: JobOptions) -> str | None:
-    """Key under which a finished result is reused: tomogram URI and content identity, model, and the
-    options that change the picks; None when the tomogram has no content identity.
+def result_digest(
+    tomogram_uri: str, identity: str, model_version: str, options: JobOptions, *, owner: str | None = None
+) -> str | None:
+    """Key under which a finished result is reused: tomogram URI and content identity, model, the
+    options that change the picks, and the owner; None when the tomogram has no content identity.
 
     Output formats, ``output_uri`` and ``batch_size`` do not change the picks and are left out. The URI is
     kept in because an ETag or a size-mtime pair is only unique per URL.
+
+    Args:
+        owner: client id of the job's owner, so results are reused only within one owner; None gives the
+            digest shared by every owner (the gateway's ``share_results`` mode).
     """
     if not identity or not model_version:
         return None
     material = {
+        "owner": owner,
         "uri": tomogram_uri,
         "identity": identity,
         "model": model_version,
@@ -149,7 +156,7 @@ class JobRecord:
     progress: float = 0.0
     identity: str = ""
     digest: str = ""
-    client_id: str = ""
+    client_id: str = ""  # the owner: ``key:<hash>`` or ``ip:<address>`` (app.core.security.authenticate)
     fingerprint: str = ""
     created_at: str = field(default_factory=utc_now)
     started_at: str = ""
@@ -216,16 +223,21 @@ class JobRecord:
         return cls(**kwargs)
 
     @classmethod
-    def fetch(cls, connection: Redis, job_id: str) -> JobRecord:
+    def fetch(cls, connection: Redis, job_id: str, *, owner: str | None = None) -> JobRecord:
         """Read job ``job_id``.
 
+        Args:
+            owner: when given, the client id the job must belong to; another client's job is reported
+                exactly as a missing one, so its existence is not revealed.
+
         Raises:
-            NoSuchJobError: no such job (or it expired).
+            NoSuchJobError: no such job (or it expired, or it belongs to another owner).
         """
         raw = connection.hgetall(job_key(job_id))
-        if not raw or (b"id" not in raw and "id" not in raw):
+        record = cls.from_mapping(raw) if raw and (b"id" in raw or "id" in raw) else None
+        if record is None or (owner is not None and record.client_id != owner):
             raise NoSuchJobError(f"no job with id {job_id!r} (unknown, or expired)")
-        return cls.from_mapping(raw)
+        return record
 
     def save(self, connection: Redis | Pipeline, *, pipeline: Pipeline | None = None) -> None:
         """Write the whole record."""

@@ -1,8 +1,8 @@
-"""Liveness, readiness and Prometheus metrics (no authentication, no rate limit)."""
+"""Liveness, readiness and Prometheus metrics (no authentication, no rate limit; metrics can be turned off)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -41,8 +41,15 @@ def readyz(connection: RedisDep, settings: SettingsDep) -> JSONResponse:
     return JSONResponse(ready.model_dump(), status_code=200 if ready.status == "ready" else 503)
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-def metrics(request: Request) -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problem_responses(404)},
+)
+def metrics(request: Request, settings: SettingsDep) -> Response:
     """Prometheus metrics: requests by route and status, queue depth, workers, jobs by final status,
-    job and inference duration histograms, tomograms in the last hour."""
+    job and inference duration histograms, tomograms in the last hour (aggregates only; 404 with
+    ``OCTOPI_METRICS_ENABLED=false``)."""
+    if not settings.metrics_enabled:
+        raise HTTPException(404)  # as for any path that is not served
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,8 @@
-"""Submit picking jobs, poll them, cancel them and fetch their picks."""
+"""Submit picking jobs, poll them, cancel them and fetch their picks.
+
+A job belongs to the client that submitted it (its API key, else its address); to any other client it
+does not exist (404 job-not-found, never 403).
+"""
 
 from __future__ import annotations
 
@@ -63,7 +67,8 @@ def predict(
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=problem_responses(404, *_COMMON))
 def read_job(job_id: JobId, settings: SettingsDep, connection: RedisDep, client: ClientDep) -> JSONResponse:
     """Status, stage, progress, place in the queue, ETA, timings and, on failure, the reason."""
-    return _job_response(service.read_job(connection=connection, settings=settings, job_id=job_id), 200)
+    job = service.read_job(connection=connection, settings=settings, job_id=job_id, client_id=client)
+    return _job_response(job, 200)
 
 
 @router.get(
@@ -85,7 +90,9 @@ def read_picks(
     ] = PicksFormat.JSON,
 ) -> Response:
     """The picks of a succeeded job (xyz in Å; STAR and NDJSON in voxels of the original tomogram)."""
-    text, media_type, filename = service.read_picks(connection=connection, job_id=job_id, fmt=format)
+    text, media_type, filename = service.read_picks(
+        connection=connection, job_id=job_id, client_id=client, fmt=format
+    )
     return Response(
         text, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{filename}"'}
     )
@@ -105,5 +112,5 @@ def read_picks(
 )
 def cancel_job(job_id: JobId, settings: SettingsDep, connection: RedisDep, client: ClientDep) -> JSONResponse:
     """Cancel a job: at once when queued, within one batch of windows when running."""
-    job = service.cancel(connection=connection, settings=settings, job_id=job_id)
+    job = service.cancel(connection=connection, settings=settings, job_id=job_id, client_id=client)
     return _job_response(job, 200 if job.status is JobStatus.CANCELLED else 202)
