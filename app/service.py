@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +46,7 @@ from worker.jobs.workers import live_workers
 from .core.exceptions import (
     IdempotencyKeyReusedError,
     NoModelAvailableError,
-    TomogramTooLargeError,
+    RateLimitExceededError,
     UnknownModelVersionError,
 )
 from .core.problem import problem_from_error_type
@@ -88,7 +89,13 @@ _STAGE_SPAN = {
     JobStage.INFERRING: (0.05, 0.95),
     JobStage.LOCALIZING: (0.95, 1.0),
 }
-_opener = ThreadPoolExecutor(max_workers=8, thread_name_prefix="open-tomogram")
+# Opens in flight in this gateway process, all clients together; each client may hold
+# settings.max_opens_per_client of them. A slot is held until the opening thread ends, not until the
+# request stops waiting for it, so a slow host costs only its own client's slots.
+_OPEN_THREADS = 32
+_opener = ThreadPoolExecutor(max_workers=_OPEN_THREADS, thread_name_prefix="open-tomogram")
+_opens_lock = threading.Lock()
+_opens_by_client: dict[str, int] = {}
 
 
 # -- models --------------------------------------------------------------------------------------------------
@@ -131,38 +138,90 @@ def list_models(*, registry: Registry) -> ModelsPublic:
 # -- submission --------------------------------------------------------------------------------
 
 
+def _take_open_slot(client_id: str, settings: Settings) -> None:
+    """Count one open for ``client_id``, or refuse it when the client or the gateway is at its budget.
+
+    Raises:
+        RateLimitExceededError: 429 with Retry-After (one open timeout).
+    """
+    retry_after_s = max(1, math.ceil(settings.open_timeout_s))
+    with _opens_lock:
+        mine = _opens_by_client.get(client_id, 0)
+        if mine >= settings.max_opens_per_client:
+            raise RateLimitExceededError(
+                f"this client already has {mine} tomogram opens in progress (at most "
+                f"{settings.max_opens_per_client}); retry when they end",
+                retry_after_s,
+            )
+        if sum(_opens_by_client.values()) >= _OPEN_THREADS:
+            raise RateLimitExceededError(
+                "the gateway is opening too many tomograms; retry shortly", retry_after_s
+            )
+        _opens_by_client[client_id] = mine + 1
+
+
+def _give_open_slot(client_id: str) -> None:
+    with _opens_lock:
+        left = _opens_by_client.get(client_id, 1) - 1
+        if left > 0:
+            _opens_by_client[client_id] = left
+        else:
+            _opens_by_client.pop(client_id, None)
+
+
 def _inspect_tomogram(
-    uri: str, settings: Settings, *, target_voxel_size_a: float, voxel_size_a: float | None
+    uri: str, settings: Settings, *, client_id: str, target_voxel_size_a: float, voxel_size_a: float | None
 ) -> str:
-    """Open the tomogram's metadata (with a timeout), apply the size limits, return its content identity."""
+    """Open the tomogram's metadata within the client's open budget and a deadline, refuse it over the
+    limits (voxels after resampling, bytes, chunks), and return its content identity.
+
+    Raises:
+        RateLimitExceededError: the client (or the gateway) has too many opens in progress.
+        TomogramUnreachableError: the open took longer than ``open_timeout_s``.
+        TomogramTooLargeError, TooManyChunksError, TomogramError: from :func:`octopi_core.io.open_tomogram`.
+    """
     from octopi_core.io import open_tomogram, service_storage_options
 
-    storage_options = service_storage_options(uri, s3_endpoint_url=settings.s3_endpoint_url)
+    storage_options = service_storage_options(  # every request ends by the deadline, so the thread does too
+        uri, s3_endpoint_url=settings.s3_endpoint_url, request_timeout_s=settings.open_timeout_s
+    )
 
-    def inspect() -> tuple[str, tuple[int, ...], int]:
-        with open_tomogram(
-            uri,
-            target_voxel_size_a=target_voxel_size_a,
-            voxel_size_a=voxel_size_a,
-            storage_options=storage_options,
-        ) as source:
-            return source.identity, tuple(source.shape_zyx), int(source.dtype.itemsize)
+    def inspect() -> str:
+        try:
+            with open_tomogram(
+                uri,
+                target_voxel_size_a=target_voxel_size_a,
+                voxel_size_a=voxel_size_a,
+                storage_options=storage_options,
+                limits=settings.tomogram_limits,
+            ) as source:
+                return source.identity
+        finally:
+            _give_open_slot(client_id)
 
-    future = _opener.submit(inspect)
+    _take_open_slot(client_id, settings)
     try:
-        identity, shape, itemsize = future.result(timeout=settings.open_timeout_s)
+        future = _opener.submit(inspect)
+    except BaseException:
+        _give_open_slot(client_id)
+        raise
+    try:
+        return future.result(timeout=settings.open_timeout_s)
     except FutureTimeout:
         raise TomogramUnreachableError(
             f"opening tomogram {uri} took longer than {settings.open_timeout_s:g} s"
         ) from None
-    voxels = math.prod(shape)
-    if voxels > settings.max_tomogram_voxels or voxels * itemsize > settings.max_tomogram_bytes:
-        raise TomogramTooLargeError(
-            f"tomogram {uri} has {voxels} voxels ({voxels * itemsize} bytes, shape zyx {shape}); "
-            f"this service "
-            f"accepts at most {settings.max_tomogram_voxels} voxels and {settings.max_tomogram_bytes} bytes"
-        )
-    return identity
+
+
+def _check_output_writable(uri: str, settings: Settings) -> None:
+    """Refuse at submission a local output directory the workers could not write (checked again by them).
+
+    Raises:
+        OutputNotWritableError: 422.
+    """
+    from octopi_core.io import check_output_writable
+
+    check_output_writable(uri, local_roots=settings.local_roots)
 
 
 def _fingerprint(body: JobCreate) -> str:
@@ -214,6 +273,7 @@ def submit_job(
 
     Raises:
         UriNotAllowedError, UnknownModelVersionError, NoModelAvailableError, TomogramTooLargeError,
+        TooManyChunksError, OutputNotWritableError, RateLimitExceededError (the client's open budget),
         IdempotencyKeyReusedError, TomogramError subclasses, UnknownParticleClassError (a class the model
         does not pick), ValueError (no such class).
     """
@@ -228,6 +288,7 @@ def submit_job(
     check_tomogram_uri(body.tomogram_uri, settings)
     if body.output_uri:
         check_output_uri(body.output_uri, settings)
+        _check_output_writable(body.output_uri, settings)
     config = _model_config(registry, body.model_version)
     options = JobOptions(
         classes=check_model_classes(config, body.classes),
@@ -241,7 +302,11 @@ def submit_job(
     )
     uri = normalize_uri(body.tomogram_uri)
     identity = _inspect_tomogram(  # the URI as given: errors must not show its resolved path or the cwd
-        body.tomogram_uri, settings, target_voxel_size_a=config.voxel_size_a, voxel_size_a=body.voxel_size_a
+        body.tomogram_uri,
+        settings,
+        client_id=client_id,
+        target_voxel_size_a=config.voxel_size_a,
+        voxel_size_a=body.voxel_size_a,
     )
     owner = None if settings.share_results else client_id  # who may reuse the result
     digest = result_digest(uri, identity, config.version, options, owner=owner)
