@@ -16,16 +16,21 @@ import zarr
 from octopi_core.exceptions import (
     CorruptTomogramError,
     EmptyTomogramError,
+    InferenceCancelledError,
     InvalidTomogramShapeError,
     InvalidVoxelSizeError,
+    OutputNotWritableError,
     TomogramAccessDeniedError,
     TomogramNotFoundError,
+    TomogramTooLargeError,
     TomogramTooSmallError,
     TomogramUnreachableError,
+    TooManyChunksError,
     UnsupportedFormatError,
     UnsupportedUriError,
 )
 from octopi_core.io import (
+    check_output_writable,
     load_tomogram,
     normalize_volume,
     open_tomogram,
@@ -34,6 +39,7 @@ from octopi_core.io import (
     write_ome_zarr,
     write_output,
 )
+from octopi_core.limits import TomogramLimits
 
 SHAPE = (24, 40, 48)
 
@@ -541,3 +547,70 @@ def test_write_output_creates_directories_under_the_roots(tmp_path):
     assert target.read_text() == "x,y\n"
     with pytest.raises(PermissionError):
         write_output(str(tmp_path / "t.csv"), "", local_roots=[])
+
+
+_LIMITS = TomogramLimits(max_voxels=10**6, max_bytes=10**8, max_chunks=1000)
+
+
+def test_limits_apply_to_the_volume_as_loaded_after_resampling(tmp_path):
+    path = str(_write("ome-zarr-v2", tmp_path, _volume()))
+    assert open_tomogram(path, limits=_LIMITS).shape_zyx == SHAPE
+    with pytest.raises(TomogramTooLargeError, match=f"{24 * 40 * 48 * 64} voxels"):
+        open_tomogram(path, target_voxel_size_a=2.5, limits=_LIMITS)  # 4x per axis
+    with pytest.raises(TomogramTooLargeError):
+        load_tomogram(path, target_voxel_size_a=2.5, limits=_LIMITS)
+    with pytest.raises(TomogramTooLargeError, match="184320 bytes"):  # float32 as stored
+        open_tomogram(path, limits=TomogramLimits(max_voxels=10**6, max_bytes=184319))
+
+
+def test_a_zarr_with_more_chunks_than_the_limit_is_refused_from_its_metadata(tmp_path):
+    path = tmp_path / "tiny-chunks.zarr"
+    write_ome_zarr(str(path), _volume(), 10.0, chunks_zyx=(4, 4, 4))  # 6 x 10 x 12 = 720 chunks
+    assert open_tomogram(str(path), limits=_LIMITS).shape_zyx == SHAPE
+    with pytest.raises(TooManyChunksError, match="720 chunks"):
+        open_tomogram(str(path), limits=TomogramLimits(max_voxels=10**6, max_bytes=10**8, max_chunks=719))
+
+
+def test_zarr_identity_changes_with_chunk_data_under_the_same_metadata(tmp_path):
+    path, other = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    write_ome_zarr(str(path), _volume(), 10.0)
+    write_ome_zarr(str(other), _volume(seed=9), 10.0)
+    first = open_tomogram(str(path)).identity
+    assert open_tomogram(str(path)).identity == first  # stable while nothing changes
+    shutil.copyfile(other / "0" / "0" / "0" / "0", path / "0" / "0" / "0" / "0")
+    assert open_tomogram(str(path)).identity != first
+
+
+def test_load_tomogram_stops_between_slabs_when_cancelled(tmp_path):
+    path = tmp_path / "planes.zarr"
+    write_ome_zarr(str(path), _volume(), 10.0, chunks_zyx=(1, 40, 48))
+    polls: list[int] = []
+
+    def should_cancel() -> bool:
+        polls.append(1)
+        return len(polls) > 3
+
+    with pytest.raises(InferenceCancelledError, match="cancelled"):
+        load_tomogram(str(path), should_cancel=should_cancel)
+    assert len(polls) == 4  # one poll per one-plane slab, stopped at the fourth
+
+
+def test_service_storage_options_put_a_total_deadline_on_every_request():
+    http = service_storage_options("http://h/t.mrc", request_timeout_s=5.0)
+    timeout = http["client_kwargs"]["timeout"]
+    assert http["allow_redirects"] is False and timeout.total == 5.0 and timeout.sock_read <= 5.0
+    s3 = service_storage_options("s3://b/t.mrc", request_timeout_s=5.0)["config_kwargs"]
+    assert s3["connect_timeout"] <= 5.0 and s3["read_timeout"] <= 5.0
+    assert s3["retries"] == {"total_max_attempts": 1}
+    with pytest.raises(ValueError, match="request_timeout_s"):
+        service_storage_options("http://h/t.mrc", request_timeout_s=0)
+
+
+def test_check_output_writable_refuses_what_write_output_could_not_write(tmp_path):
+    check_output_writable(str(tmp_path / "new" / "dir"), local_roots=[tmp_path])  # created when written
+    check_output_writable("s3://bucket/out")  # not probed
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputNotWritableError, match="not a directory"):
+        check_output_writable(str(tmp_path / "file" / "out"))
+    with pytest.raises(OutputNotWritableError, match="outside"):
+        check_output_writable(str(tmp_path), local_roots=[tmp_path / "elsewhere"])
