@@ -130,3 +130,21 @@ def test_an_attempt_over_the_job_timeout_fails(
     _run(settings)
     failed = JobRecord.fetch(redis_conn, record.id)
     assert failed.status is JobStatus.FAILED and failed.error_type == "JobTimeoutError"
+
+
+def test_an_unwritable_output_fails_the_job_before_it_computes(
+    redis_conn, service_settings, new_job, tomograms, tmp_path: Path
+):
+    (tmp_path / "a-file").write_text("")
+    record = new_job(tomograms.small, output_uri=str(tmp_path / "a-file" / "out"), formats=["json"])
+    _run(service_settings)
+    failed = JobRecord.fetch(redis_conn, record.id)
+    assert failed.status is JobStatus.FAILED and failed.error_type == "OutputNotWritableError"
+    assert not failed.timings_s  # refused before reading the tomogram, not after the computation
+
+
+def test_the_worker_applies_its_own_limits_before_reading(redis_conn, service_settings, new_job, tomograms):
+    record = new_job(tomograms.small)
+    _run(service_settings.model_copy(update={"max_tomogram_voxels": 32 * 64 * 64 - 1}))
+    failed = JobRecord.fetch(redis_conn, record.id)
+    assert failed.status is JobStatus.FAILED and failed.error_type == "TomogramTooLargeError"
