@@ -63,6 +63,7 @@ _REUSE_FRACTION = 0.15  # submits of an already submitted tomogram (the same job
 _REQUEST_TIMEOUT_S = 15.0
 _QUIET_BACKGROUND_BIAS = 4.0  # raises the background logit: near-empty segmentations, fast localization
 _SAMPLE_EVERY_S = 0.5  # memory sampling interval
+_SERIES_EVERY_S = 10.0  # RSS kept for the raw results this often, to show growth over a long soak
 
 
 @dataclass
@@ -209,6 +210,7 @@ class _Chaos:
         self.events: list[dict] = []
         self.crashes: list[dict] = []
         self.peak_rss: dict[str, dict[str, int]] = {}  # process name -> {"hwm_bytes", "rss_bytes"}
+        self.rss_series_mib: dict[str, list[tuple[float, float]]] = {}  # process name -> [(t_s, MiB)]
         self.stop = threading.Event()
         self.calm = threading.Event()  # set once the chaos is over (no kill or restart in progress)
 
@@ -290,6 +292,10 @@ class _Chaos:
                 peak = self.peak_rss.setdefault(name, {"hwm_bytes": 0, "rss_bytes": 0})
                 peak["hwm_bytes"] = max(peak["hwm_bytes"], figures["VmHWM"])
                 peak["rss_bytes"] = figures["VmRSS"]
+                series = self.rss_series_mib.setdefault(name, [])
+                t_s = time.monotonic() - self.began
+                if not series or t_s - series[-1][0] >= _SERIES_EVERY_S:
+                    series.append((round(t_s, 1), round(figures["VmRSS"] / 2**20, 1)))
 
 
 def _busy_workers(stack: ServiceStack) -> set[str]:
@@ -380,6 +386,15 @@ def _compact(job_id: str, state: dict | int) -> dict:
     }
 
 
+def _longest_series(series: dict[str, list[tuple[float, float]]]) -> dict | None:
+    """The longest-lived worker's RSS after its first minute (start-up and warm-up done) and at the end."""
+    name, points = max(series.items(), key=lambda item: item[1][-1][0] - item[1][0][0], default=("", []))
+    settled = [p for p in points if p[0] - points[0][0] >= 60.0]
+    if len(settled) < 2:
+        return None
+    return {"worker": name, "from": settled[0], "to": settled[-1]}
+
+
 def _percentile_ms(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else None
@@ -430,6 +445,10 @@ def _summary(ledger: _Ledger, states: dict[str, dict | int], chaos: _Chaos) -> d
         "peak_worker_rss_bytes": max((v["hwm_bytes"] for v in workers.values()), default=0),
         "peak_gateway_rss_bytes": chaos.peak_rss.get("gateway", {}).get("hwm_bytes", 0),
         "memory_by_process": chaos.peak_rss,
+        "rss_series_mib": chaos.rss_series_mib,
+        "longest_worker_rss_mib": _longest_series(
+            {k: v for k, v in chaos.rss_series_mib.items() if k != "gateway"}
+        ),
         "events": chaos.events,
         "crashes": chaos.crashes,
         "anomalies": ledger.anomalies,
@@ -451,16 +470,21 @@ def _print_table(result: dict) -> None:
         ),
         ("status calls, p50 / p99 / max", f"{latency['p50']} / {latency['p99']} / {latency['max']} ms"),
         ("peak worker RSS", f"{result['peak_worker_rss_bytes'] / mib:.0f} MiB"),
+        ("longest-lived worker RSS (t_s, MiB)", _growth(result["longest_worker_rss_mib"])),
         ("peak gateway RSS", f"{result['peak_gateway_rss_bytes'] / mib:.0f} MiB"),
         ("worker kills / redis restarts", f"{result['worker_kills']} / {result['redis_restarts']}"),
         ("crashes, anomalies", f"{len(result['crashes'])}, {len(result['anomalies'])}"),
     ]
     print()
     for label, value in rows:
-        print(f"{label:<32} {value}")
+        print(f"{label:<36} {value}")
     print("calls: " + ", ".join(f"{k}: {v}" for k, v in result["calls"].items()))
     for lost in result["lost_jobs"]:
         print(f"LOST {lost['id']}: {lost['why']}")
+
+
+def _growth(longest: dict | None) -> str:
+    return f"{longest['from']} -> {longest['to']} ({longest['worker']})" if longest else "-"
 
 
 def main(argv: list[str] | None = None) -> int:
