@@ -1,11 +1,12 @@
 import pytest
 
 from worker.jobs import stats
-from worker.jobs.exceptions import InvalidJobStateError
+from worker.jobs.exceptions import InvalidJobStateError, NoSuchJobError
 from worker.jobs.keys import RUNNING_KEY, WORKERS_KEY, job_key, reuse_key, rq_job_id, worker_key
 from worker.jobs.lifecycle import (
     cancel_job,
     claim_attempt,
+    create_reused_job,
     finish_attempt,
     reap_dead_workers,
     requeue_attempt,
@@ -139,3 +140,42 @@ def test_shutdown_requeue_does_not_count_a_try(redis_conn, service_settings, new
     back = JobRecord.fetch(redis_conn, record.id)
     assert (back.status, back.tries, back.attempt) == (JobStatus.QUEUED, 0, 2)
     assert _queued_ids(redis_conn, service_settings) == [rq_job_id(record.id, 2)]
+
+
+def test_another_owner_cannot_cancel(redis_conn, service_settings, new_job):
+    record = new_job("/data/a.zarr")
+    record.update(redis_conn, client_id="key:alice")
+    with pytest.raises(NoSuchJobError):
+        cancel_job(redis_conn, service_settings, record.id, owner="key:bob")
+    assert not is_cancel_requested(redis_conn, record.id)
+    assert JobRecord.fetch(redis_conn, record.id).status is JobStatus.QUEUED
+    assert (
+        cancel_job(redis_conn, service_settings, record.id, owner="key:alice").status is JobStatus.CANCELLED
+    )
+
+
+def test_reused_job_is_a_new_succeeded_job_with_a_copy_of_the_result(redis_conn, service_settings, new_job):
+    source = new_job("/data/t.zarr", identity="etag")
+    claim_attempt(redis_conn, service_settings, source.id, 1, "w1")
+    source = JobRecord.fetch(redis_conn, source.id)
+    finish_attempt(
+        redis_conn,
+        service_settings,
+        source,
+        JobStatus.SUCCEEDED,
+        result_json='{"p": 1}',
+        counts={"ribosome": 1},
+    )
+    source = JobRecord.fetch(redis_conn, source.id)
+    copy = JobRecord(id="copy", tomogram_uri=source.tomogram_uri, model_version="v1", client_id="key:bob")
+    depth = queue_depth(redis_conn, service_settings)
+    create_reused_job(redis_conn, service_settings, copy, source, '{"p": 1}')
+    stored = JobRecord.fetch(redis_conn, "copy", owner="key:bob")
+    assert (stored.status, stored.reused_from, stored.counts) == (
+        JobStatus.SUCCEEDED,
+        source.id,
+        {"ribosome": 1},
+    )
+    assert fetch_result(redis_conn, "copy") == '{"p": 1}'
+    assert 0 < redis_conn.ttl(job_key("copy")) <= service_settings.result_ttl_s
+    assert queue_depth(redis_conn, service_settings) == depth  # nothing to compute

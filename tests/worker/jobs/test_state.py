@@ -88,3 +88,23 @@ def test_result_digest_ignores_outputs_but_not_what_changes_picks():
     ):
         assert changed != digest
     assert result_digest("s3://b/t", "", "v1", base) is None
+
+
+def test_results_are_reused_only_within_one_owner_unless_shared():
+    options = JobOptions()
+    alice = result_digest("s3://b/t", "etag1", "v1", options, owner="key:alice")
+    assert alice == result_digest("s3://b/t", "etag1", "v1", options, owner="key:alice")
+    assert alice != result_digest("s3://b/t", "etag1", "v1", options, owner="key:bob")
+    assert alice != result_digest("s3://b/t", "etag1", "v1", options)  # None: the shared digest
+
+
+def test_fetch_for_another_owner_looks_like_a_missing_job(redis_conn):
+    JobRecord(id="j1", tomogram_uri="s3://b/t.zarr", model_version="v1", client_id="key:alice").save(
+        redis_conn
+    )
+    assert JobRecord.fetch(redis_conn, "j1", owner="key:alice").client_id == "key:alice"
+    with pytest.raises(NoSuchJobError) as theirs:
+        JobRecord.fetch(redis_conn, "j1", owner="key:bob")
+    with pytest.raises(NoSuchJobError) as unknown:
+        JobRecord.fetch(redis_conn, "j2", owner="key:bob")
+    assert str(theirs.value).replace("j1", "?") == str(unknown.value).replace("j2", "?")
