@@ -179,7 +179,7 @@ def _run(context: TaskContext, record: JobRecord) -> str:
     settings = context.settings
     try:
         if options.output_uri:  # before the computation, not after it
-            check_output_writable(options.output_uri, local_roots=settings.local_roots)
+            _check_output(options.output_uri, settings)
         picker = context.models.get(record.model_version)
         storage_options = service_storage_options(
             record.tomogram_uri,
@@ -195,7 +195,7 @@ def _run(context: TaskContext, record: JobRecord) -> str:
         )
     except InferenceCancelledError:
         return _stopped(context, record)
-    except (OctopiError, ValueError) as e:
+    except (OctopiError, ValueError, OutputWriteError) as e:
         return _finish(context, record, JobStatus.FAILED, error=e)
     except JobTimeoutException:
         raise
@@ -253,6 +253,18 @@ def _reusable_result(connection: Redis, record: JobRecord) -> tuple[str, PicksDo
         return None
     text = fetch_result(connection, source_id)
     return None if text is None else (source_id, PicksDocument.model_validate_json(text))
+
+
+def _check_output(output_uri: str, settings: Settings) -> None:
+    """Refuse an output directory the picks could not be written to, before computing them.
+
+    Raises:
+        OutputWriteError: as a failed write would (the gateway checked it too, as OutputNotWritableError).
+    """
+    try:
+        check_output_writable(output_uri, local_roots=settings.local_roots)
+    except OctopiError as e:
+        raise OutputWriteError(f"{e}; nothing was computed") from e
 
 
 def _write_outputs(

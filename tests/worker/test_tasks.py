@@ -139,7 +139,8 @@ def test_an_unwritable_output_fails_the_job_before_it_computes(
     record = new_job(tomograms.small, output_uri=str(tmp_path / "a-file" / "out"), formats=["json"])
     _run(service_settings)
     failed = JobRecord.fetch(redis_conn, record.id)
-    assert failed.status is JobStatus.FAILED and failed.error_type == "OutputNotWritableError"
+    assert failed.status is JobStatus.FAILED and failed.error_type == "OutputWriteError"
+    assert "nothing was computed" in failed.error_detail
     assert not failed.timings_s  # refused before reading the tomogram, not after the computation
 
 
