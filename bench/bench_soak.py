@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))
 from _data import write_result  # noqa: E402
 from _stack import ServiceStack  # noqa: E402
 
-from worker.jobs.keys import RUNNING_KEY  # noqa: E402
+from worker.jobs.keys import RUNNING_KEY, job_key, rq_job_id  # noqa: E402
 
 __all__ = ["main"]
 
@@ -308,6 +308,33 @@ def _busy_workers(stack: ServiceStack) -> set[str]:
     return {owner.decode().rsplit("|", 1)[0] for owner in owners}
 
 
+def _rq_view(stack: ServiceStack, job_id: str) -> dict:
+    """Where a lost job's current attempt is in RQ and in our running hash (to say how it got lost)."""
+    from rq import Queue
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    with redis.Redis.from_url(stack.redis.url) as connection:
+        attempt = int(connection.hget(job_key(job_id), "attempt") or 0)
+        rq_id = rq_job_id(job_id, attempt)
+        view: dict = {
+            "attempt": attempt,
+            "rq_job_id": rq_id,
+            "in_queue": rq_id in Queue(stack.env["OCTOPI_QUEUE_NAME"], connection=connection).job_ids,
+            "in_running_hash": bool(connection.hexists(RUNNING_KEY, job_id)),
+        }
+        try:
+            job = Job.fetch(rq_id, connection=connection)
+        except NoSuchJobError:
+            return view | {"rq_status": None}
+        return view | {
+            "rq_status": str(job.get_status()),
+            "rq_worker": job.worker_name,
+            "rq_enqueued_at": str(job.enqueued_at),
+            "rq_started_at": str(job.started_at),
+        }
+
+
 def _proc_memory_bytes(pid: int) -> dict[str, int]:
     """``{"VmRSS": bytes, "VmHWM": bytes}`` of a live process (empty once it is gone)."""
     try:
@@ -480,7 +507,10 @@ def _print_table(result: dict) -> None:
         print(f"{label:<36} {value}")
     print("calls: " + ", ".join(f"{k}: {v}" for k, v in result["calls"].items()))
     for lost in result["lost_jobs"]:
-        print(f"LOST {lost['id']}: {lost['why']}")
+        record = lost["record"]
+        print(
+            f"LOST {lost['id']}: {lost['why']}; {record.get('_rq', '') if isinstance(record, dict) else ''}"
+        )
 
 
 def _growth(longest: dict | None) -> str:
@@ -519,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="octopi-soak-"))
     stack: ServiceStack | None = None
+    keep = False
     try:
         registry, version = _quiet_registry(work)
         base, _ = write_phantom(
@@ -567,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"draining: {len(ledger.accepted)} jobs get up to {args.drain_s:g} s to finish ...", flush=True)
         drain_began = time.monotonic()
         states = _final_states(stack.url, list(ledger.accepted), args.drain_s)
+        for job_id, state in states.items():
+            if _lost_reason(state) and isinstance(state, dict):
+                state["_rq"] = _rq_view(stack, job_id)
         chaos.stop.set()
         chaos_thread.join()
         result = {
@@ -592,11 +626,16 @@ def main(argv: list[str] | None = None) -> int:
         }
         _print_table(result)
         write_result("soak", result)
-        return 1 if result["jobs"]["lost"] or result["crashes"] else 0
+        if result["jobs"]["lost"] or result["crashes"]:
+            keep = True  # the logs and Redis's append-only file, to see what happened
+            print(f"kept {work} (logs/, redis/appendonly*) for inspection")
+            return 1
+        return 0
     finally:
         if stack is not None:
             stack.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
