@@ -16,6 +16,7 @@ def _run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+@pytest.mark.slow
 def test_predict_writes_every_format_and_evaluate_scores(capsys, tmp_path, random_checkpoint, small_tomogram):
     tomogram, truth = small_tomogram
     for fmt, name in [("json", "p.json"), ("csv", "p.csv"), ("star", "p.star"), ("ndjson", "p.ndjson")]:
@@ -128,6 +129,7 @@ def test_unknown_model_and_bad_picks_file(capsys, tmp_path, small_tomogram):
     assert code == 2 and "bad.json" in err
 
 
+@pytest.mark.slow
 def test_console_script_reports_errors_without_traceback(tmp_path, random_checkpoint):
     result = subprocess.run(
         [
@@ -147,6 +149,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path, random_checkp
     assert "missing.mrc" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_tune_on_a_presets_validation_settings_records_the_choice(capsys, tmp_path, random_checkpoint):
     import shutil
 
@@ -163,6 +166,7 @@ def test_tune_on_a_presets_validation_settings_records_the_choice(capsys, tmp_pa
     assert code == 2 and "no-such-preset" in err
 
 
+@pytest.mark.slow
 def test_tune_can_use_the_configs_training_settings(capsys, tmp_path, random_checkpoint):
     import shutil
 
@@ -224,6 +228,7 @@ def test_fast_switches_the_window_layout_unless_the_user_sets_it(
     assert (seen[2].window_vox, seen[2].overlap) == (FAST_WINDOW_VOX, 0.5)
 
 
+@pytest.mark.slow
 def test_train_seed_override_gives_a_new_run_with_the_seed_recorded(capsys, tmp_path):
     import yaml
 
@@ -255,6 +260,7 @@ def test_train_seed_override_gives_a_new_run_with_the_seed_recorded(capsys, tmp_
         assert exit_info.value.code == 2 and "seed must be a non-negative integer" in err and bad in err
 
 
+@pytest.mark.slow
 def test_retrain_from_champion_starts_from_the_registrys_champion(capsys, tmp_path, random_checkpoint):
     import yaml
 

@@ -13,6 +13,7 @@ from octopi_core.synth import PhantomSettings, make_phantom, write_phantom
 SMALL = PredictOptions(window_vox=32, overlap=0.25, batch_size=2)
 
 
+@pytest.mark.slow
 def test_predict_returns_a_complete_document_with_stages_and_progress(random_checkpoint, small_tomogram):
     picker = Picker(random_checkpoint, device="cpu")
     stages, fractions = [], []

@@ -76,6 +76,7 @@ def test_short_run_lowers_the_loss_writes_a_loadable_checkpoint_and_resumes(tmp_
     assert records[-1]["step"] == 5 * config.steps_per_epoch and resumed.epochs_run == 5
 
 
+@pytest.mark.slow
 def test_warm_start_begins_from_the_given_checkpoint(tmp_path, random_checkpoint):
     import torch
 
@@ -105,6 +106,7 @@ def test_label_less_data_stops_with_a_clear_error(tmp_path):
         train(config)
 
 
+@pytest.mark.slow
 def test_tuning_picks_the_best_grid_point_and_records_it(tmp_path, random_checkpoint):
     import shutil
 
@@ -192,6 +194,7 @@ def test_patch_fractions_must_fit_in_one():
     assert load_train_config("cpu-refine-3").hard_negative_patch_fraction > 0
 
 
+@pytest.mark.slow
 def test_worker_processes_make_the_same_tomograms_as_the_training_process(tmp_path):
     from octopi_core.train.sampling import TomogramMaker
 
@@ -208,6 +211,7 @@ def test_worker_processes_make_the_same_tomograms_as_the_training_process(tmp_pa
     assert not np.array_equal(in_process[0].volume, in_process[1].volume)
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_training_with_the_step_named(tmp_path, monkeypatch):
     import octopi_core.train.loop as train_module
     from octopi_core.exceptions import OctopiError
@@ -271,6 +275,7 @@ def test_a_cuda_config_without_a_gpu_is_refused_clearly(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tune_data", ["training", "validation"])
 def test_training_tunes_on_the_configured_tomograms(tmp_path, monkeypatch, tune_data):
     import octopi_core.train.loop as train_module
