@@ -23,6 +23,7 @@ __all__ = [
     "rate_key",
     "histogram_key",
     "rq_job_id",
+    "unclaimed_key",
 ]
 
 PREFIX = "octopi"
@@ -74,6 +75,11 @@ def rate_key(client_id: str, minute: int) -> str:
 def histogram_key(name: str) -> str:
     """Hash of a duration histogram (written by workers): bucket upper bound (s) -> count, sum, count."""
     return f"{PREFIX}:stats:histogram:{name}"
+
+
+def unclaimed_key(rq_id: str) -> str:
+    """When the reaper first saw RQ job ``rq_id`` taken off the queue but not yet claimed (Redis time, s)."""
+    return f"{PREFIX}:unclaimed:{rq_id}"
 
 
 def rq_job_id(job_id: str, attempt: int) -> str:

@@ -30,7 +30,16 @@ from octopi_core.settings import Settings
 
 from . import stats
 from .exceptions import InvalidJobStateError, WorkerLostError
-from .keys import RUNNING_KEY, WORKERS_KEY, cancel_key, job_key, reuse_key, rq_job_id, worker_key
+from .keys import (
+    RUNNING_KEY,
+    WORKERS_KEY,
+    cancel_key,
+    job_key,
+    reuse_key,
+    rq_job_id,
+    unclaimed_key,
+    worker_key,
+)
 from .queue import enqueue_attempt, make_queue
 from .state import (
     JobRecord,
@@ -51,6 +60,7 @@ __all__ = [
     "requeue_attempt",
     "cancel_job",
     "reap_dead_workers",
+    "reap_unclaimed_attempts",
 ]
 
 log = logging.getLogger(__name__)
@@ -345,8 +355,58 @@ def reap_dead_workers(connection: Redis, settings: Settings, *, self_name: str |
         if _transaction(connection, body, RUNNING_KEY, worker_key(owner)):
             log.warning("worker %s is gone; took over job %s", owner, job_id)
             taken.append(job_id)
+    taken += reap_unclaimed_attempts(connection, settings)
     for raw_name in connection.smembers(WORKERS_KEY):
         name = _text(raw_name) or ""
         if name != self_name and not connection.exists(worker_key(name)):
             connection.srem(WORKERS_KEY, name)
+    return taken
+
+
+def reap_unclaimed_attempts(connection: Redis, settings: Settings) -> list[str]:
+    """Re-queue attempts that a worker took off the queue but never claimed.
+
+    RQ moves a job from the queue to its intermediate list, then to its started registry, before our task
+    runs ``claim_attempt``; a worker killed in between leaves the job ``queued`` in no queue, and the
+    dead-worker sweep (which reads the running hash) never sees it. An attempt found there, unclaimed,
+    for longer than ``settings.worker_ttl_s`` gets a new attempt at the front of the queue; its tries are
+    unchanged, since it never ran. A slow but live worker that claims the old attempt later is refused by
+    ``claim_attempt`` (stale attempt), so each attempt still runs at most once.
+
+    Returns:
+        The ids of the jobs re-queued.
+    """
+    queue = make_queue(connection, settings)
+    rq_ids = set(queue.intermediate_queue.get_job_ids()) | set(queue.started_job_registry.get_job_ids())
+    now_s = float(connection.time()[0])
+    taken: list[str] = []
+    for rq_id in rq_ids:
+        job_id, _, attempt_text = rq_id.rpartition("-")
+        if not job_id or not attempt_text.isdigit() or connection.hexists(RUNNING_KEY, job_id):
+            continue
+        raw = connection.hgetall(job_key(job_id))
+        record = JobRecord.from_mapping(raw) if raw else None
+        if record is None or record.status is not JobStatus.QUEUED or record.attempt != int(attempt_text):
+            continue  # claimed, moved on, cancelled or gone: nothing is stranded
+        seen_key = unclaimed_key(rq_id)
+        if connection.set(seen_key, now_s, nx=True, ex=max(60, int(10 * settings.worker_ttl_s))):
+            continue  # first sight: its worker may be claiming it right now
+        if now_s - float(connection.get(seen_key) or now_s) < settings.worker_ttl_s:
+            continue
+
+        def body(pipe: Pipeline, job_id: str = job_id, attempt: int = int(attempt_text)) -> bool:
+            raw = pipe.hgetall(job_key(job_id))
+            if not raw or pipe.hexists(RUNNING_KEY, job_id):
+                return False
+            record = JobRecord.from_mapping(raw)
+            if record.status is not JobStatus.QUEUED or record.attempt != attempt:
+                return False
+            pipe.multi()
+            _requeue_in(pipe, connection, settings, record, count_try=True)  # keeps tries: it never ran
+            return True
+
+        if _transaction(connection, body, RUNNING_KEY, job_key(job_id)):
+            log.warning("attempt %s was taken off the queue and never claimed; queued it again", rq_id)
+            connection.delete(seen_key)
+            taken.append(job_id)
     return taken

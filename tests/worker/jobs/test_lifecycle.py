@@ -179,3 +179,49 @@ def test_reused_job_is_a_new_succeeded_job_with_a_copy_of_the_result(redis_conn,
     assert fetch_result(redis_conn, "copy") == '{"p": 1}'
     assert 0 < redis_conn.ttl(job_key("copy")) <= service_settings.result_ttl_s
     assert queue_depth(redis_conn, service_settings) == depth  # nothing to compute
+
+
+def _take_off_the_queue_and_die(redis_conn, settings) -> str:
+    """What RQ's worker does before our task claims the attempt; the 'worker' is then gone."""
+    from rq import Queue
+
+    job, _ = Queue.dequeue_any([make_queue(redis_conn, settings)], None, connection=redis_conn)
+    return job.id
+
+
+def test_an_attempt_taken_off_the_queue_but_never_claimed_is_queued_again(
+    redis_conn, service_settings, new_job
+):
+    from tests.waiting import wait_until
+    from worker.jobs.lifecycle import reap_unclaimed_attempts
+    from worker.jobs.queue import queue_position
+
+    record = new_job("/data/t.zarr")
+    assert _take_off_the_queue_and_die(redis_conn, service_settings) == rq_job_id(record.id, 1)
+    assert queue_position(redis_conn, service_settings, JobRecord.fetch(redis_conn, record.id)) is None
+    assert reap_unclaimed_attempts(redis_conn, service_settings) == []  # first sight: its worker may claim it
+    wait_until(
+        lambda: reap_dead_workers(redis_conn, service_settings),
+        timeout_s=3 * service_settings.worker_ttl_s + 5,
+        interval_s=0.2,
+        what="the unclaimed attempt to be queued again",
+    )
+    again = JobRecord.fetch(redis_conn, record.id)
+    assert (again.status, again.attempt, again.tries) == (JobStatus.QUEUED, 2, 0)
+    assert _queued_ids(redis_conn, service_settings) == [rq_job_id(record.id, 2)]
+    assert claim_attempt(redis_conn, service_settings, record.id, 1, "late-worker") is None  # stale now
+    assert claim_attempt(redis_conn, service_settings, record.id, 2, "w2").status is JobStatus.RUNNING
+
+
+def test_a_claimed_attempt_is_not_taken_as_unclaimed(redis_conn, service_settings, new_job):
+    import time
+
+    from worker.jobs.lifecycle import reap_unclaimed_attempts
+
+    record = new_job("/data/t.zarr")
+    _take_off_the_queue_and_die(redis_conn, service_settings)
+    claim_attempt(redis_conn, service_settings, record.id, 1, "w1")
+    assert reap_unclaimed_attempts(redis_conn, service_settings) == []
+    time.sleep(service_settings.worker_ttl_s + 1.1)  # past the grace period: still running, not re-queued
+    assert reap_unclaimed_attempts(redis_conn, service_settings) == []
+    assert JobRecord.fetch(redis_conn, record.id).status is JobStatus.RUNNING
