@@ -205,7 +205,7 @@ class Settings(BaseSettings):
     @field_validator("allowed_schemes", mode="before")
     @classmethod
     def _known_schemes(cls, value: object) -> object:
-        schemes = [str(s).strip().lower().removesuffix("://") for s in _split_list(value)]  # type: ignore[union-attr]
+        schemes = [str(s).strip().lower().removesuffix("://") for s in _split_list(value)]  # type: ignore[attr-defined]
         unknown = sorted(set(schemes) - _KNOWN_SCHEMES)
         if unknown:
             raise ValueError(f"allowed_schemes must be among {sorted(_KNOWN_SCHEMES)}, got {unknown}")

@@ -112,7 +112,7 @@ def problem_from_exception(exc: BaseException, instance: str | None = None) -> t
         )
         return _problem(422, "validation-error", "Invalid request", detail, instance) | {"errors": errors}, {}
     if isinstance(exc, StarletteHTTPException):
-        headers = dict(exc.headers or {})
+        headers: dict[str, str] = dict(exc.headers or {})
         try:
             title = HTTPStatus(exc.status_code).phrase
         except ValueError:
@@ -121,7 +121,7 @@ def problem_from_exception(exc: BaseException, instance: str | None = None) -> t
         return _problem(exc.status_code, None, title, detail, instance), headers
     for cls, status, slug, title in _TABLE:
         if isinstance(exc, cls):
-            headers: dict[str, str] = {}
+            headers = {}
             if isinstance(exc, request.RateLimitExceededError):
                 headers["Retry-After"] = str(exc.retry_after_s)
             elif isinstance(exc, request.NotAuthenticatedError):

@@ -80,8 +80,10 @@ def write_ome_zarr(
     store = (
         zarr.storage.LocalStore(loc.path) if loc.scheme == "local" else _fsspec_store(loc, read_only=False)
     )
-    root = zarr.open_group(store=store, mode="w", zarr_format=zarr_format)
-    extra = {"chunk_key_encoding": {"name": "v2", "separator": "/"}} if zarr_format == 2 else {}
+    root = zarr.open_group(store=store, mode="w", zarr_format=2 if zarr_format == 2 else 3)
+    extra: dict[str, Any] = (
+        {"chunk_key_encoding": {"name": "v2", "separator": "/"}} if zarr_format == 2 else {}
+    )
     datasets = []
     for k, level in enumerate(levels):
         factor = 2**k
@@ -98,7 +100,11 @@ def write_ome_zarr(
             }
         )
     axes = [{"name": n, "type": "space", "unit": "angstrom"} for n in "zyx"]
-    multiscale = {"name": os.path.basename(uri_or_path.rstrip("/")), "axes": axes, "datasets": datasets}
+    multiscale: dict[str, Any] = {
+        "name": os.path.basename(uri_or_path.rstrip("/")),
+        "axes": axes,
+        "datasets": datasets,
+    }
     if zarr_format == 2:
         root.attrs["multiscales"] = [{"version": "0.4", **multiscale}]
     else:
@@ -133,7 +139,9 @@ def _open_zarr(
     else:
         level_path, spatial, voxel, origin = _choose_level(multiscales, loc.uri, target_a, override_a)
     try:
-        array = zarr.open_array(store=store, path=level_path or "", mode="r", zarr_format=zarr_format)
+        array = zarr.open_array(
+            store=store, path=level_path or "", mode="r", zarr_format=2 if zarr_format == 2 else 3
+        )
     except FileNotFoundError as e:
         raise CorruptTomogramError(f"multiscale level {level_path!r} listed by {loc.uri} is missing") from e
     shape = tuple(int(n) for n in array.shape)
@@ -246,7 +254,7 @@ class _ConfinedLocalStore(zarr.storage.LocalStore):
 
 def _choose_level(multiscales: Any, uri: str, target_a: float, override_a: float | None):
     """Parse NGFF multiscales: (level path, spatial axes, voxel size Å, origin Å) of the nearest level."""
-    ms = multiscales[0] if isinstance(multiscales, list) and multiscales else None
+    ms: Any = multiscales[0] if isinstance(multiscales, list) and multiscales else None
     datasets = ms.get("datasets") if isinstance(ms, dict) else None
     if (
         not isinstance(datasets, list)
@@ -272,21 +280,22 @@ def _choose_level(multiscales: Any, uri: str, target_a: float, override_a: float
         unit = axes[i].get("unit") if isinstance(axes[i], dict) else None
         if unit is not None and unit not in _UNIT_TO_A:
             raise InvalidVoxelSizeError(f"OME-Zarr {uri} axis {names[i]!r} has unsupported unit {unit!r}")
-        units.append(_UNIT_TO_A.get(unit, 1.0))
-    levels = []
+        units.append(1.0 if unit is None else _UNIT_TO_A[unit])
+    found: list[tuple[str, tuple[float, ...] | None, tuple[float, ...]]] = []
     for d in datasets:
         scale, translation = _transform(d, ms, len(axes), uri)
         vs = None if scale is None else tuple(scale[i] * u for i, u in zip(spatial, units))
-        levels.append((d["path"], vs, tuple(translation[i] * u for i, u in zip(spatial, units))))
+        found.append((d["path"], vs, tuple(translation[i] * u for i, u in zip(spatial, units))))
     if override_a is not None:
-        if any(vs is None or min(vs) <= 0 for _, vs, _ in levels):  # no usable scales: level 0 only
-            levels = [(levels[0][0], (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))]
-        ratio = [override_a / v for v in levels[0][1]]  # rescale the whole physical frame
-        levels = [
-            (p, tuple(v * r for v, r in zip(vs, ratio)), tuple(o * r for o, r in zip(og, ratio)))
-            for p, vs, og in levels
+        if any(vs is None or min(vs) <= 0 for _, vs, _ in found):  # no usable scales: level 0 only
+            found = [(found[0][0], (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))]
+        ratio = [override_a / v for v in found[0][1] or ()]  # rescale the whole physical frame
+        found = [
+            (p, tuple(v * r for v, r in zip(vs or (), ratio)), tuple(o * r for o, r in zip(og, ratio)))
+            for p, vs, og in found
         ]
-    elif any(vs is None for _, vs, _ in levels):
+    levels = [(p, vs, og) for p, vs, og in found if vs is not None]
+    if len(levels) < len(found):
         raise InvalidVoxelSizeError(f"OME-Zarr {uri} has no scale transformation; pass voxel_size_a")
     path, voxel, origin = min(levels, key=lambda lv: sum(abs(v - target_a) for v in lv[1]))
     return path, spatial, tuple(float(v) for v in voxel), tuple(float(o) for o in origin)

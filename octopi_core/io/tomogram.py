@@ -263,7 +263,7 @@ def load_tomogram(
     normalize_volume(volume, name=f"tomogram {uri}")
     return LoadedTomogram(
         volume=volume,
-        voxel_size_zyx_a=tuple(float(v) for v in voxel_size),
+        voxel_size_zyx_a=(float(voxel_size[0]), float(voxel_size[1]), float(voxel_size[2])),
         origin_zyx_a=source.origin_zyx_a,
         source_voxel_size_zyx_a=source.voxel_size_zyx_a,
         source_shape_zyx=source.shape_zyx,

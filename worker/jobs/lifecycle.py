@@ -92,7 +92,7 @@ def create_job(
     """Store a new ``record`` (status queued, attempt 1) and put its first attempt on the queue."""
     record.status, record.attempt = JobStatus.QUEUED, 1
     own = pipeline is None
-    pipe = connection.pipeline() if own else pipeline
+    pipe = connection.pipeline() if pipeline is None else pipeline
     if own:
         pipe.multi()  # RQ's enqueue insists on a MULTI block when given a pipeline
     record.save(connection, pipeline=pipe)

@@ -217,7 +217,7 @@ class JobRecord:
             elif f.name in ("tries", "attempt"):
                 kwargs[f.name] = int(value or 0)
             elif f.name in ("counts", "timings_s", "outputs"):
-                kwargs[f.name] = json.loads(value) if value else f.default_factory()  # type: ignore[misc]
+                kwargs[f.name] = json.loads(value) if value else f.default_factory()  # type: ignore[operator]
             else:
                 kwargs[f.name] = value
         return cls(**kwargs)
