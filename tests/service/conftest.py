@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import redis
 
 from octopi_serve.client import OctopiClient
 from octopi_serve.redis_server import RedisServer, free_port
+from tests.waiting import wait_until
 
 _REPO = Path(__file__).resolve().parents[2]
 _START_TIMEOUT_S = 180.0
@@ -58,21 +58,25 @@ class LiveService:
 
     def wait_ready(self, workers: int, timeout_s: float = _START_TIMEOUT_S) -> None:
         """Wait until the gateway answers and ``workers`` workers are live."""
-        deadline = time.monotonic() + timeout_s
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = httpx.get(f"{self.url}/readyz", timeout=5)
-                if last.status_code == 200 and last.json()["workers"] >= workers:
-                    return
-            except httpx.HTTPError as e:
-                last = e
+        last: object = None
+
+        def ready() -> bool:
+            nonlocal last
             for name, process in self.workers.items():
                 assert process.poll() is None, f"worker {name} exited: {self.log_tail(name)}"
-            time.sleep(0.3)
-        raise AssertionError(
-            f"service not ready with {workers} workers: {last}; gateway log: {self.log_tail('gateway')}"
-        )
+            try:
+                last = httpx.get(f"{self.url}/readyz", timeout=5)
+                return last.status_code == 200 and last.json()["workers"] >= workers
+            except httpx.HTTPError as e:
+                last = e
+                return False
+
+        try:
+            wait_until(ready, timeout_s=timeout_s, interval_s=0.3, what=f"{workers} live workers")
+        except AssertionError:
+            raise AssertionError(
+                f"service not ready with {workers} workers: {last}; gateway log: {self.log_tail('gateway')}"
+            ) from None
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.logs / f"{name}.log"
@@ -125,13 +129,16 @@ def service_env(
 
 def wait_for(client: OctopiClient, job_id: str, predicate, timeout_s: float = 180.0, what: str = "") -> dict:
     """Poll the job until ``predicate(job)`` holds; return that state."""
-    deadline = time.monotonic() + timeout_s
-    job = client.job(job_id)
-    while not predicate(job):
-        assert time.monotonic() < deadline, f"timed out waiting for {what or predicate}: {job}"
-        time.sleep(0.1)
-        job = client.job(job_id)
-    return job
+    seen: dict = {}
+
+    def reached() -> dict | None:
+        seen["job"] = client.job(job_id)
+        return seen["job"] if predicate(seen["job"]) else None
+
+    try:
+        return wait_until(reached, timeout_s=timeout_s, interval_s=0.1, what=what or str(predicate))
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last state: {seen.get('job')}") from None
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ import redis
 
 from octopi_serve.redis_server import free_port
 from tests.service.conftest import _REPO, service_env
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -37,24 +37,27 @@ def test_serve_runs_the_whole_service_and_stops_cleanly(tmp_path, model_registry
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
+
+        def ready() -> bool:
             assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
+                return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+                return False
+
+        wait_until(ready, timeout_s=180, interval_s=0.3, what="the stack to be ready")
         banner = re.search(r"redis (redis://127\.0\.0\.1:(\d+)/0) \(private", log.read_text())
         assert banner, log.read_text()[-2000:]
         job = httpx.post(f"{url}/predict", json={"tomogram_uri": str(tomograms.small)}).json()
-        for _ in range(600):
-            job = httpx.get(f"{url}/jobs/{job['id']}").json()
-            if job["status"] in ("succeeded", "failed"):
-                break
-            time.sleep(0.2)
+        job_id = job["id"]
+        job = wait_until(
+            lambda: (
+                (j := httpx.get(f"{url}/jobs/{job_id}").json())["status"] in ("succeeded", "failed") and j
+            ),
+            timeout_s=120,
+            interval_s=0.2,
+            what="the job to finish",
+        )
         assert job["status"] == "succeeded", job
     finally:
         process.send_signal(signal.SIGTERM)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from octopi_serve.redis_server import RedisServer, free_port
 from tests.app.conftest import assert_problem
+from tests.waiting import wait_until
 
 
 def test_api_keys_are_required_when_configured(make_client, tomograms):
@@ -54,9 +53,7 @@ def test_gateway_recovers_when_redis_returns(make_client, tomograms, tmp_path):
         server.stop()
         assert_problem(client.get("/jobs/abc"), 503)
         server.start()
-        deadline = time.monotonic() + 10
-        while client.get("/jobs/abc").status_code == 503 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: client.get("/jobs/abc").status_code != 503, timeout_s=10, what="Redis to answer")
         assert_problem(client.get("/jobs/abc"), 404, "job-not-found")
         assert client.post("/predict", json={"tomogram_uri": str(tomograms.small)}).status_code == 202
     finally:
