@@ -27,6 +27,7 @@ from .model_config import check_model_classes, default_checkpoint_dir
 from .options import MIN_AXIS_VOX, PredictOptions
 from .particles import resolve_particles
 from .picks import PicksDocument
+from .preview import PreviewProjection, project_volume
 from .stage import Stage
 
 __all__ = ["Stage", "PredictOptions", "Picker", "run_name_from_uri"]
@@ -82,6 +83,7 @@ class Picker:
         on_stage: Callable[[Stage], None] | None = None,
         progress: Callable[[float], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        on_preview: Callable[[PreviewProjection], None] | None = None,
     ) -> PicksDocument:
         """Pick particles in the tomogram at ``uri``.
 
@@ -92,6 +94,8 @@ class Picker:
             progress: called with the inference fraction done (0..1).
             should_cancel: polled between z-slabs while reading and between batches of windows; True stops
                 with InferenceCancelledError.
+            on_preview: called once with a small projection of the volume for a preview figure
+                (:func:`octopi_core.preview.project_volume`), while the volume is in memory.
 
         Returns:
             The picks, xyz in Å of the original tomogram, with per-stage timings.
@@ -120,6 +124,14 @@ class Picker:
             should_cancel=should_cancel,
         )
         timings["read"] = time.perf_counter() - started
+        if on_preview:  # now or never: the volume is dropped after inference
+            on_preview(
+                project_volume(
+                    tomogram.volume,
+                    voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
+                    origin_zyx_a=tomogram.origin_zyx_a,
+                )
+            )
 
         if on_stage:
             on_stage(Stage.INFERRING)
