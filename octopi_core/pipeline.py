@@ -12,20 +12,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .device import select_device
 from .export import picks_document_from_voxels
-from .inference import segment_tomogram
-from .io import load_tomogram
+from .inference import SegmentationResult, segment_tomogram
+from .io import LoadedTomogram, load_tomogram
 from .localize import (
     DEFAULT_MIN_VOLUME_FRACTION,
     DEFAULT_TARGET_RADIUS_FRACTION,
     DEFAULT_THRESHOLD,
+    ClassPicks,
     localize_particles,
 )
 from .model import load_checkpoint
 from .model_config import check_model_classes, default_checkpoint_dir
 from .options import MIN_AXIS_VOX, PredictOptions
-from .particles import resolve_particles
+from .particles import ParticleClass, resolve_particles
 from .picks import PicksDocument
 from .preview import PreviewProjection, project_volume
 from .stage import Stage
@@ -75,6 +78,148 @@ class Picker:
             "min_volume_fraction": float(tuned.get("min_volume_fraction", DEFAULT_MIN_VOLUME_FRACTION)),
         }
 
+    def particles(self, options: PredictOptions = PredictOptions()) -> list[ParticleClass]:
+        """The classes ``options`` asks for, after checking that this model picks each one.
+
+        Args:
+            options: ``options.classes`` names the classes; None = every class the model picks.
+
+        Returns:
+            The particle classes, in the canonical order.
+
+        Raises:
+            UnknownParticleClassError: for a class the model does not pick (a ValueError).
+            ValueError: for a name that is no particle class.
+        """
+        check_model_classes(self.config, options.classes)
+        return [p for p in resolve_particles(options.classes) if p.name in self.config.classes]
+
+    def read(
+        self,
+        uri: str,
+        options: PredictOptions = PredictOptions(),
+        *,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> LoadedTomogram:
+        """The fetching stage: read ``uri`` whole, resampled to this model's voxel size and normalised.
+
+        Args:
+            uri: as in :meth:`predict`.
+            options: ``voxel_size_a``, ``storage_options`` and ``limits`` apply.
+            should_cancel: polled between z-slabs; True stops with InferenceCancelledError.
+
+        Returns:
+            The tomogram; ``volume`` is ``(Z, Y, X)`` float32, normalised.
+
+        Raises:
+            TomogramError, InferenceCancelledError, TomogramTooLargeError, TooManyChunksError: as in
+                :meth:`predict`.
+        """
+        return load_tomogram(
+            uri,
+            target_voxel_size_a=self.config.voxel_size_a,
+            voxel_size_a=options.voxel_size_a,
+            min_shape_zyx=(MIN_AXIS_VOX,) * 3,
+            storage_options=options.storage_options,
+            limits=options.limits,
+            should_cancel=should_cancel,
+        )
+
+    def segment(
+        self,
+        volume: np.ndarray,
+        options: PredictOptions = PredictOptions(),
+        *,
+        progress: Callable[[float], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> SegmentationResult:
+        """The inferring stage: segment ``volume`` in sliding windows on this model's device.
+
+        Args:
+            volume: ``(Z, Y, X)`` float32, normalised, at this model's voxel size (from :meth:`read`).
+            options: ``window_vox``, ``overlap``, ``batch_size`` and ``tta`` apply.
+            progress: called with the fraction of windows done (0..1).
+            should_cancel: polled between batches of windows; True stops with InferenceCancelledError.
+
+        Returns:
+            The label and confidence maps, ``(Z, Y, X)`` like ``volume``.
+
+        Raises:
+            InferenceCancelledError: when cancelled.
+            TomogramTooSmallError: for an axis under ``MIN_AXIS_VOX`` voxels.
+        """
+        return segment_tomogram(
+            self.model,
+            volume,
+            num_classes=self.config.out_channels,
+            window_vox=options.window_vox,
+            overlap=options.overlap,
+            batch_size=options.batch_size,
+            device=self.device,
+            tta=options.tta,
+            progress=progress,
+            should_cancel=should_cancel,
+        )
+
+    def localize(
+        self,
+        tomogram: LoadedTomogram,
+        segmentation: SegmentationResult,
+        options: PredictOptions = PredictOptions(),
+    ) -> dict[str, ClassPicks]:
+        """The localizing stage: particle centres in the label map, voxels (zyx) of ``tomogram``'s volume.
+
+        Args:
+            tomogram: the tomogram read by :meth:`read` (its volume may already be dropped).
+            segmentation: its segmentation from :meth:`segment`.
+            options: ``classes``, ``threshold`` and ``min_score`` apply.
+
+        Returns:
+            The centres of each requested class.
+
+        Raises:
+            UnknownParticleClassError, ValueError: as :meth:`particles`.
+        """
+        return localize_particles(
+            segmentation.labels,
+            segmentation.confidence,
+            voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
+            particles=self.particles(options),
+            min_score=options.min_score,
+            **self.localize_settings(options.threshold),
+        )
+
+    def document(
+        self,
+        found: dict[str, ClassPicks],
+        tomogram: LoadedTomogram,
+        *,
+        run_name: str,
+        timings_s: dict[str, float],
+    ) -> PicksDocument:
+        """The picks document of ``found`` (xyz in Å of the original tomogram), from :meth:`localize`.
+
+        Args:
+            found: per-class centres, voxels (zyx) of ``tomogram``'s volume.
+            tomogram: the tomogram they were found in.
+            run_name: the tomogram's short name in the document.
+            timings_s: seconds per stage, rounded to 0.1 ms in the document.
+
+        Returns:
+            The document.
+        """
+        return picks_document_from_voxels(
+            found,
+            voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
+            origin_zyx_a=tomogram.origin_zyx_a,
+            tomogram_uri=tomogram.uri,
+            run_name=run_name,
+            source_voxel_size_zyx_a=tomogram.source_voxel_size_zyx_a,
+            source_shape_zyx=tomogram.source_shape_zyx,
+            model_version=self.version,
+            timings_s={k: round(v, 4) for k, v in timings_s.items()},
+        )
+
     def predict(
         self,
         uri: str,
@@ -85,7 +230,7 @@ class Picker:
         should_cancel: Callable[[], bool] | None = None,
         on_preview: Callable[[PreviewProjection], None] | None = None,
     ) -> PicksDocument:
-        """Pick particles in the tomogram at ``uri``.
+        """Pick particles in the tomogram at ``uri``: :meth:`read`, :meth:`segment`, :meth:`localize`.
 
         Args:
             uri: local path, ``file://``, ``http(s)://`` or ``s3://`` URI of OME-Zarr or MRC.
@@ -107,22 +252,13 @@ class Picker:
             UnknownParticleClassError: for a class the model does not pick (a ValueError).
             ValueError: for a name that is no particle class.
         """
-        check_model_classes(self.config, options.classes)
-        particles = [p for p in resolve_particles(options.classes) if p.name in self.config.classes]
+        self.particles(options)
         timings: dict[str, float] = {}
         started = time.perf_counter()
 
         if on_stage:
             on_stage(Stage.FETCHING)
-        tomogram = load_tomogram(
-            uri,
-            target_voxel_size_a=self.config.voxel_size_a,
-            voxel_size_a=options.voxel_size_a,
-            min_shape_zyx=(MIN_AXIS_VOX,) * 3,
-            storage_options=options.storage_options,
-            limits=options.limits,
-            should_cancel=should_cancel,
-        )
+        tomogram = self.read(uri, options, should_cancel=should_cancel)
         timings["read"] = time.perf_counter() - started
         if on_preview:  # now or never: the volume is dropped after inference
             on_preview(
@@ -136,42 +272,14 @@ class Picker:
         if on_stage:
             on_stage(Stage.INFERRING)
         mark = time.perf_counter()
-        segmentation = segment_tomogram(
-            self.model,
-            tomogram.volume,
-            num_classes=self.config.out_channels,
-            window_vox=options.window_vox,
-            overlap=options.overlap,
-            batch_size=options.batch_size,
-            device=self.device,
-            tta=options.tta,
-            progress=progress,
-            should_cancel=should_cancel,
-        )
+        segmentation = self.segment(tomogram.volume, options, progress=progress, should_cancel=should_cancel)
         del tomogram.volume
         timings["inference"] = time.perf_counter() - mark
 
         if on_stage:
             on_stage(Stage.LOCALIZING)
         mark = time.perf_counter()
-        found = localize_particles(
-            segmentation.labels,
-            segmentation.confidence,
-            voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
-            particles=particles,
-            min_score=options.min_score,
-            **self.localize_settings(options.threshold),
-        )
+        found = self.localize(tomogram, segmentation, options)
         timings["localize"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
-        return picks_document_from_voxels(
-            found,
-            voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
-            origin_zyx_a=tomogram.origin_zyx_a,
-            tomogram_uri=uri,
-            run_name=run_name_from_uri(uri),
-            source_voxel_size_zyx_a=tomogram.source_voxel_size_zyx_a,
-            source_shape_zyx=tomogram.source_shape_zyx,
-            model_version=self.version,
-            timings_s={k: round(v, 4) for k, v in timings.items()},
-        )
+        return self.document(found, tomogram, run_name=run_name_from_uri(uri), timings_s=timings)
