@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from octopi_core.picks import PicksDocument
 from octopi_core.pipeline import Picker, PredictOptions
 from octopi_core.registry import Registry
+from tests.waiting import wait_until
 from worker import tasks
 from worker.jobs.keys import cancel_key
 from worker.jobs.state import JobRecord, JobStatus, fetch_result
@@ -25,14 +25,13 @@ def _run(settings) -> None:
 def _when_inferring(redis_conn, job_id: str, action, timeout_s: float = 120.0) -> threading.Thread:
     """Call ``action()`` from a thread once the job reports inference progress."""
 
+    def inferring() -> bool:
+        raw = redis_conn.hget(f"octopi:job:{job_id}", "progress")
+        return raw is not None and float(raw) > 0
+
     def watch() -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            raw = redis_conn.hget(f"octopi:job:{job_id}", "progress")
-            if raw is not None and float(raw) > 0:
-                action()
-                return
-            time.sleep(0.02)
+        wait_until(inferring, timeout_s=timeout_s, interval_s=0.02, what=f"job {job_id} to infer")
+        action()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
