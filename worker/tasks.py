@@ -28,7 +28,7 @@ from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings, get_settings
 
 from .jobs.exceptions import InternalJobError, JobTimeoutError, OutputWriteError
-from .jobs.keys import RUNNING_KEY, cancel_key, reuse_key
+from .jobs.keys import RUNNING_KEY, cancel_key, preview_key, reuse_key
 from .jobs.lifecycle import claim_attempt, finish_attempt, owner_token, requeue_attempt
 from .jobs.state import JobRecord, JobStage, JobStatus, fetch_result, set_progress, set_stage
 from .model_cache import ModelCache
@@ -177,6 +177,7 @@ def _run(context: TaskContext, record: JobRecord) -> str:
         return bool(cancelled) or owner != token
 
     settings = context.settings
+    previews: list[bytes] = []  # the preview projection, kept while the volume is in memory
     try:
         if options.output_uri:  # before the computation, not after it
             _check_output(options.output_uri, settings)
@@ -192,6 +193,7 @@ def _run(context: TaskContext, record: JobRecord) -> str:
             on_stage=on_stage,
             progress=progress,
             should_cancel=should_cancel,
+            on_preview=lambda projection: previews.append(projection.to_bytes()),
         )
     except InferenceCancelledError:
         return _stopped(context, record)
@@ -202,13 +204,22 @@ def _run(context: TaskContext, record: JobRecord) -> str:
     except Exception as e:  # a bug or an exhausted resource: report it on the job, keep the worker alive
         log.exception("job %s failed unexpectedly", record.id)
         return _finish(context, record, JobStatus.FAILED, error=InternalJobError(f"{type(e).__name__}: {e}"))
-    return _succeed(context, record, document)
+    return _succeed(context, record, document, preview=previews[0] if previews else None)
 
 
 def _succeed(
-    context: TaskContext, record: JobRecord, document: PicksDocument, *, reused_from: str = ""
+    context: TaskContext,
+    record: JobRecord,
+    document: PicksDocument,
+    *,
+    reused_from: str = "",
+    preview: bytes | None = None,
 ) -> str:
-    """Write the picks to ``output_uri`` (when asked) and store them as the job's result."""
+    """Write the picks to ``output_uri`` (when asked) and store them as the job's result, with the preview
+    projection beside them (a reused result keeps its source's: the gateway looks there)."""
+    if preview is not None:  # before the result, so a succeeded job's preview is there when it is read
+        connection, ttl_s = context.connection, context.settings.result_ttl_s
+        _best_effort(lambda: connection.set(preview_key(record.id), preview, ex=ttl_s))
     try:
         outputs = _write_outputs(
             document, record.options.output_uri, record.options.formats, context.settings

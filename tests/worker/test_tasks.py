@@ -148,3 +148,19 @@ def test_the_worker_applies_its_own_limits_before_reading(redis_conn, service_se
     _run(service_settings.model_copy(update={"max_tomogram_voxels": 32 * 64 * 64 - 1}))
     failed = JobRecord.fetch(redis_conn, record.id)
     assert failed.status is JobStatus.FAILED and failed.error_type == "TomogramTooLargeError"
+
+
+def test_a_succeeded_job_keeps_a_preview_projection_beside_its_result(
+    redis_conn, service_settings, new_job, tomograms
+):
+    from octopi_core.preview import PreviewProjection
+    from worker.jobs.keys import preview_key
+
+    record = new_job(tomograms.small, identity="id-preview")
+    _run(service_settings)
+    assert JobRecord.fetch(redis_conn, record.id).status is JobStatus.SUCCEEDED
+    data = redis_conn.get(preview_key(record.id))
+    assert data is not None and len(data) < 100_000
+    projection = PreviewProjection.from_bytes(data)
+    assert projection.slabs.ndim == 3 and max(projection.slabs.shape[1:]) <= 256
+    assert 0 < redis_conn.ttl(preview_key(record.id)) <= service_settings.result_ttl_s

@@ -24,6 +24,8 @@ __all__ = [
     "histogram_key",
     "rq_job_id",
     "unclaimed_key",
+    "preview_key",
+    "owner_jobs_key",
 ]
 
 PREFIX = "octopi"
@@ -43,6 +45,18 @@ def job_key(job_id: str) -> str:
 def result_key(job_id: str) -> str:
     """String: the picks document (JSON) of a succeeded job; expires with the job."""
     return f"{PREFIX}:result:{job_id}"
+
+
+def preview_key(job_id: str) -> str:
+    """String: the preview projection of a succeeded job's tomogram (:mod:`octopi_core.preview`, compressed
+    ``.npz`` bytes, tens of kB); expires with the result."""
+    return f"{PREFIX}:preview:{job_id}"
+
+
+def owner_jobs_key(client_id: str) -> str:
+    """Sorted set: one client's job ids scored by creation time (Unix s), the newest
+    ``worker.jobs.lifecycle.OWNER_JOBS_KEPT``; expires ``result_ttl_s`` after the client's last job."""
+    return f"{PREFIX}:owner-jobs:{client_id}"
 
 
 def cancel_key(job_id: str) -> str:

@@ -14,6 +14,9 @@ Transitions:
 - :func:`finish_attempt`: running -> succeeded / failed / cancelled (worker).
 - :func:`requeue_attempt`: running -> queued, by the owner at shutdown or by the reaper for a dead owner.
 - :func:`cancel_job`: queued -> cancelled at once, or a running job flagged to stop (gateway).
+
+Each new job is also listed in its owner's index (:func:`worker.jobs.keys.owner_jobs_key`), read back by
+:func:`recent_job_ids` for ``GET /jobs``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .keys import (
     WORKERS_KEY,
     cancel_key,
     job_key,
+    owner_jobs_key,
     reuse_key,
     rq_job_id,
     unclaimed_key,
@@ -52,6 +56,7 @@ from .state import (
 )
 
 __all__ = [
+    "OWNER_JOBS_KEPT",
     "owner_token",
     "create_job",
     "create_reused_job",
@@ -61,10 +66,12 @@ __all__ = [
     "cancel_job",
     "reap_dead_workers",
     "reap_unclaimed_attempts",
+    "recent_job_ids",
 ]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+OWNER_JOBS_KEPT = 200  # newest job ids kept in each owner's index; older ones are dropped from it
 
 
 def owner_token(worker_name: str, attempt: int) -> str:
@@ -86,6 +93,29 @@ def _job_seconds(record: JobRecord) -> float | None:
     return None if created is None else max(0.0, time.time() - created.timestamp())
 
 
+def _index_for_owner(pipe: Redis | Pipeline, settings: Settings, record: JobRecord) -> None:
+    """List ``record`` in its owner's index, newest first, bounded and expiring with the owner's last job."""
+    key = owner_jobs_key(record.client_id)
+    pipe.zadd(key, {record.id: time.time()})
+    pipe.zremrangebyrank(key, 0, -OWNER_JOBS_KEPT - 1)
+    pipe.expire(key, int(settings.result_ttl_s))
+
+
+def recent_job_ids(connection: Redis, client_id: str, *, limit: int) -> list[str]:
+    """The ids of ``client_id``'s newest jobs, newest first (some may have expired since).
+
+    Args:
+        client_id: the owner, as :attr:`JobRecord.client_id`.
+        limit: at most this many ids (1..``OWNER_JOBS_KEPT``).
+
+    Raises:
+        ValueError: for ``limit`` out of range.
+    """
+    if not 1 <= limit <= OWNER_JOBS_KEPT:
+        raise ValueError(f"limit must be in 1..{OWNER_JOBS_KEPT}; got {limit!r}")
+    return [_text(v) or "" for v in connection.zrevrange(owner_jobs_key(client_id), 0, limit - 1)]
+
+
 def create_job(
     connection: Redis, settings: Settings, record: JobRecord, *, pipeline: Pipeline | None = None
 ) -> None:
@@ -96,6 +126,7 @@ def create_job(
     if own:
         pipe.multi()  # RQ's enqueue insists on a MULTI block when given a pipeline
     record.save(connection, pipeline=pipe)
+    _index_for_owner(pipe, settings, record)
     enqueue_attempt(connection, settings, record, pipeline=pipe)
     if own:
         pipe.execute()
@@ -124,6 +155,7 @@ def create_reused_job(
     record.counts, record.timings_s = dict(source.counts), dict(source.timings_s)
     pipe = connection if pipeline is None else pipeline
     record.save(connection, pipeline=pipeline)
+    _index_for_owner(pipe, settings, record)
     store_result(pipe, record.id, result_json, settings.result_ttl_s)
     expire_job(pipe, record.id, settings.result_ttl_s)
 

@@ -34,3 +34,9 @@ def test_rq_job_ids_are_valid_rq_ids_and_differ_per_attempt():
     validate_job_id(first)
     validate_job_id(second)
     assert first != second
+
+
+def test_preview_and_owner_index_keys():
+    assert keys.preview_key("abc") == "octopi:preview:abc"
+    assert keys.owner_jobs_key("key:ff") == "octopi:owner-jobs:key:ff"
+    assert keys.preview_key("abc") not in (keys.result_key("abc"), keys.job_key("abc"))

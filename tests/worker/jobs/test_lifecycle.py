@@ -225,3 +225,33 @@ def test_a_claimed_attempt_is_not_taken_as_unclaimed(redis_conn, service_setting
     time.sleep(service_settings.worker_ttl_s + 1.1)  # past the grace period: still running, not re-queued
     assert reap_unclaimed_attempts(redis_conn, service_settings) == []
     assert JobRecord.fetch(redis_conn, record.id).status is JobStatus.RUNNING
+
+
+def test_each_owner_lists_its_own_jobs_newest_first_and_bounded(redis_conn, service_settings, monkeypatch):
+    from worker.jobs import lifecycle
+    from worker.jobs.keys import owner_jobs_key
+
+    monkeypatch.setattr(lifecycle, "OWNER_JOBS_KEPT", 3)
+    for i in range(4):
+        lifecycle.create_job(
+            redis_conn,
+            service_settings,
+            JobRecord(
+                id=f"alice-{i}", tomogram_uri="/data/t.zarr", model_version="v1", client_id="key:alice"
+            ),
+        )
+    lifecycle.create_job(
+        redis_conn,
+        service_settings,
+        JobRecord(id="bob-0", tomogram_uri="/data/t.zarr", model_version="v1", client_id="key:bob"),
+    )
+    source = JobRecord(id="bob-0", tomogram_uri="/data/t.zarr", model_version="v1", client_id="key:bob")
+    copy = JobRecord(id="alice-copy", tomogram_uri="/data/t.zarr", model_version="v1", client_id="key:alice")
+    lifecycle.create_reused_job(redis_conn, service_settings, copy, source, "{}")
+    assert lifecycle.recent_job_ids(redis_conn, "key:alice", limit=3) == ["alice-copy", "alice-3", "alice-2"]
+    assert lifecycle.recent_job_ids(redis_conn, "key:alice", limit=1) == ["alice-copy"]
+    assert lifecycle.recent_job_ids(redis_conn, "key:bob", limit=3) == ["bob-0"]
+    assert lifecycle.recent_job_ids(redis_conn, "key:carol", limit=3) == []
+    assert 0 < redis_conn.ttl(owner_jobs_key("key:alice")) <= service_settings.result_ttl_s
+    with pytest.raises(ValueError, match="limit"):
+        lifecycle.recent_job_ids(redis_conn, "key:alice", limit=4)
