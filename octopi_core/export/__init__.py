@@ -18,6 +18,7 @@ _EXPORTS = {
     "zyx_to_xyz": "coordinates",
     "xyz_a_to_zyx_vox": "coordinates",
     "zyx_vox_to_xyz_a": "coordinates",
+    "render_copick_zip": "copick",
     "render_picks": "dispatch",
     "write_picks": "dispatch",
     "read_picks": "dispatch",

@@ -1,13 +1,17 @@
 """copick picks, read and written.
 
 A directory with one copick picks file per class, ``{user_id}_{session_id}_{object}.json``, user
-``octopi``, session ``0``, ``voxel_spacing`` null, locations in Å. In memory (HTTP responses) the files
-are one JSON array. copick loses the document metadata.
+``octopi``, session ``0``, ``voxel_spacing`` null, locations in Å. In memory the files are one JSON array
+(:func:`render_copick`, the worker's output file) or a zip archive of the per-class files, as copick names
+them (:func:`render_copick_zip`, the HTTP download; unzip it into ``ExperimentRuns/<run>/Picks/`` of a copick
+project). copick loses the document metadata.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ __all__ = [
     "COPICK_SESSION_ID",
     "copick_files",
     "render_copick",
+    "render_copick_zip",
     "write_copick",
     "read_copick",
 ]
@@ -73,6 +78,25 @@ def render_copick(doc: PicksDocument) -> str:
         The JSON text.
     """
     return json.dumps([content for _, content in copick_files(doc)], indent=2)
+
+
+def render_copick_zip(doc: PicksDocument) -> bytes:
+    """Return the per-class copick picks files of ``doc`` as a zip archive, files at its top level.
+
+    Args:
+        doc: the picks document (xyz, Å).
+
+    Returns:
+        The archive's bytes: one ``octopi_0_{class}.json`` per class, empty classes included, deflated, with a
+        fixed time stamp so that the same picks give the same bytes.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in copick_files(doc):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, json.dumps(content, indent=2))
+    return buffer.getvalue()
 
 
 def write_copick(doc: PicksDocument, directory: Path) -> list[Path]:

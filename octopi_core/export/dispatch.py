@@ -18,9 +18,9 @@ from octopi_core.export.copick import render_copick, write_copick
 from octopi_core.export.csv import read_csv, render_csv
 from octopi_core.export.document import read_json, render_document
 from octopi_core.export.formats import SUFFIX_FORMATS, PicksFormat, normalise_format
-from octopi_core.export.ndjson import read_ndjson, render_ndjson
+from octopi_core.export.ndjson import ndjson_files, read_ndjson, render_ndjson
 from octopi_core.export.rows import ReadContext
-from octopi_core.export.star import read_star, render_star
+from octopi_core.export.star import read_star, render_star, star_files
 from octopi_core.picks import PicksDocument
 
 __all__ = ["render_picks", "write_picks", "read_picks"]
@@ -45,8 +45,8 @@ def render_picks(doc: PicksDocument, fmt: PicksFormat | str) -> str:
 
     Args:
         doc: the picks document (xyz, Å).
-        fmt: a :class:`PicksFormat` or its string: ``json``, ``csv``, ``star``, ``copick`` (a JSON array of
-            the per-class copick documents) or ``ndjson``.
+        fmt: a :class:`PicksFormat` or its string: ``json``, ``csv``, ``star`` (RELION 5 centred Å),
+            ``copick`` (a JSON array of the per-class copick documents) or ``ndjson`` (portal points).
 
     Returns:
         The text of the file.
@@ -57,21 +57,35 @@ def render_picks(doc: PicksDocument, fmt: PicksFormat | str) -> str:
     return _RENDERERS[normalise_format(fmt)](doc)
 
 
-def write_picks(doc: PicksDocument, path: str | Path, fmt: PicksFormat | str | None = None) -> list[Path]:
+def write_picks(
+    doc: PicksDocument,
+    path: str | Path,
+    fmt: PicksFormat | str | None = None,
+    *,
+    per_object: bool = False,
+    pixel_coordinates: bool = False,
+) -> list[Path]:
     """Write ``doc`` to ``path`` (parent folders created) and return the files written.
 
     Args:
         doc: the picks document.
-        path: the file; for ``copick`` a directory that receives ``octopi_0_{class}.json`` per class,
-            empty classes included.
+        path: the file; for ``copick``, and for ``star`` or ``ndjson`` with ``per_object``, a directory
+            that receives one file per class.
         fmt: the format; None takes it from the suffix (``.json``, ``.csv``, ``.star``, ``.ndjson``,
             ``.jsonl``), or ``copick`` when ``path`` is an existing directory.
+        per_object: one file per class (default False), for ``star`` (``<run>_<class>.star``, every class, as
+            copick's ``picks-relion`` importer takes one object per file) or ``ndjson``
+            (``<object>-1.0_point.ndjson`` per class with picks, as the portal names them); ``copick`` always
+            writes one ``octopi_0_{class}.json`` per class, empty classes included.
+        pixel_coordinates: for ``star``, also write RELION 4 ``rlnCoordinateX/Y/Z`` in voxels and their pixel
+            size (default False: RELION 5 centred Å only).
 
     Returns:
         The paths written.
 
     Raises:
-        ValueError: for an unknown format or one that cannot be inferred, or as :func:`render_picks`.
+        ValueError: for an unknown format or one that cannot be inferred, ``per_object`` for ``json`` or
+            ``csv``, ``pixel_coordinates`` for anything but ``star``, or as :func:`render_picks`.
     """
     path = Path(path)
     if fmt is None:
@@ -80,9 +94,23 @@ def write_picks(doc: PicksDocument, path: str | Path, fmt: PicksFormat | str | N
             raise ValueError(f"cannot infer the format of path {str(path)!r}; pass fmt (one of {allowed})")
         fmt = PicksFormat.COPICK if path.is_dir() else SUFFIX_FORMATS[path.suffix.lower()]
     fmt = normalise_format(fmt)
+    if per_object and fmt in (PicksFormat.JSON, PicksFormat.CSV):
+        raise ValueError(f"per_object applies to star, ndjson and copick; got fmt={fmt.value!r}")
+    if pixel_coordinates and fmt is not PicksFormat.STAR:
+        raise ValueError(f"pixel_coordinates applies to star only; got fmt={fmt.value!r}")
     if fmt is PicksFormat.COPICK:
         return write_copick(doc, path)
-    text = render_picks(doc, fmt)
+    if per_object:
+        files = (
+            star_files(doc, pixel_coordinates=pixel_coordinates)
+            if fmt is PicksFormat.STAR
+            else ndjson_files(doc)
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        for name, text in files:
+            (path / name).write_text(text, encoding="utf-8", newline="\n")
+        return [path / name for name, _ in files]
+    text = render_star(doc, pixel_coordinates=True) if pixel_coordinates else render_picks(doc, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8", newline="\n")
     return [path]

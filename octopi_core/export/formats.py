@@ -16,9 +16,9 @@ class PicksFormat(str, Enum):
 
     - ``json``: the PicksDocument, lossless.
     - ``csv``: one row per pick, Å.
-    - ``star``: RELION particles, voxels, plus an ``octopi`` metadata block.
-    - ``copick``: a directory of per-class copick picks files, Å.
-    - ``ndjson``: CryoET Data Portal oriented points, voxels.
+    - ``star``: RELION 5 particles, Å from the tomogram centre, plus an ``octopi`` metadata block.
+    - ``copick``: a directory (a zip over HTTP) of per-class copick picks files, Å.
+    - ``ndjson``: CryoET Data Portal points, voxels.
     """
 
     JSON = "json"
@@ -34,6 +34,15 @@ class PicksFormat(str, Enum):
         ``copick`` renders as one JSON array of the per-class copick documents, hence ``copick.json``.
         """
         return _EXTENSIONS[self]
+
+    @property
+    def download_extension(self) -> str:
+        """The file extension of the HTTP download, ``GET /jobs/{id}/picks?format=<format>``.
+
+        ``copick`` downloads as a zip of the per-class copick files, hence ``copick.zip``; the others as
+        :attr:`extension`.
+        """
+        return "copick.zip" if self is PicksFormat.COPICK else _EXTENSIONS[self]
 
 
 _EXTENSIONS = {

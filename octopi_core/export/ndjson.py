@@ -1,26 +1,29 @@
 """CryoET Data Portal point annotations (NDJSON), read and written.
 
-One ``{"type": "orientedPoint", "location": {x, y, z}, "xyz_rotation_matrix": 3x3}`` per line. As on the
-portal (copick reads portal points by multiplying ``location`` by the tomogram's voxel spacing),
-``location`` is in voxels of the original tomogram. Our extension keys on each line: ``particle``,
-``score``, ``run_name``, ``voxel_size_xyz_a`` (Å). NDJSON loses the document metadata and empty classes.
+One ``{"type": "point", "location": {"x", "y", "z"}}`` per line, as the portal's ingestion writes a ``Point``
+annotation (``PointFile.point`` in cryoet-data-portal-backend; picks have no orientation, so not
+``orientedPoint``). As on the portal (copick reads portal points by multiplying ``location`` by the
+tomogram's voxel spacing), ``location`` is in voxels of the original tomogram. Our extension keys on each
+line: ``particle``, ``score``, ``run_name``, ``voxel_size_xyz_a`` (Å). The portal keeps one file per
+annotated object, ``<object>-<version>_point.ndjson`` (object lower case, other characters ``_``);
+:func:`ndjson_files` names them so, version ``1.0``. The reader also reads ``orientedPoint`` lines (the
+orientation is dropped). NDJSON loses the document metadata and empty classes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-
-import numpy as np
 
 from octopi_core.exceptions import PicksFormatError
 from octopi_core.export.formats import PicksFormat
 from octopi_core.export.rows import ReadContext, pick_rows, positive_voxel_size
 from octopi_core.picks import PicksDocument
 
-__all__ = ["render_ndjson", "read_ndjson"]
+__all__ = ["PORTAL_ANNOTATION_VERSION", "render_ndjson", "ndjson_files", "read_ndjson"]
 
-_EYE3 = np.eye(3).tolist()
+PORTAL_ANNOTATION_VERSION = "1.0"  # the ``<version>`` of the portal's annotation file names
 
 
 def render_ndjson(doc: PicksDocument) -> str:
@@ -39,9 +42,8 @@ def render_ndjson(doc: PicksDocument) -> str:
     lines = [
         json.dumps(
             {
-                "type": "orientedPoint",
+                "type": "point",
                 "location": {"x": x / vx, "y": y / vy, "z": z / vz},
-                "xyz_rotation_matrix": _EYE3,
                 "particle": name,
                 "score": s,
                 "run_name": doc.run_name,
@@ -53,8 +55,29 @@ def render_ndjson(doc: PicksDocument) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def ndjson_files(doc: PicksDocument) -> list[tuple[str, str]]:
+    """Return one portal annotation file per class of ``doc`` that has picks, named as the portal names them.
+
+    Args:
+        doc: the picks document (xyz, Å).
+
+    Returns:
+        ``(<object>-1.0_point.ndjson, text)`` per class with picks, e.g. ``apo_ferritin-1.0_point.ndjson``.
+
+    Raises:
+        ValueError: when the document's voxel size is not positive.
+    """
+    files = []
+    for name, points in doc.picks.items():
+        if points:
+            slug = re.sub("[^0-9a-z]", "_", name.lower())
+            text = render_ndjson(doc.model_copy(update={"picks": {name: points}}))
+            files.append((f"{slug}-{PORTAL_ANNOTATION_VERSION}_point.ndjson", text))
+    return files
+
+
 def read_ndjson(path: Path, text: str, context: ReadContext) -> list[PicksDocument]:
-    """Read portal point annotations into documents, one per run.
+    """Read portal point annotations (``point`` or ``orientedPoint``) into documents, one per run.
 
     Args:
         path: the file, for messages.

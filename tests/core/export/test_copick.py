@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import zipfile
 
 import numpy as np
 
-from octopi_core.export import read_picks, render_picks, write_picks
+from octopi_core.export import read_picks, render_copick_zip, render_picks, write_picks
+from tests.core.export.samples import same_points as _same_points
 from tests.core.export.samples import sample_doc as _doc
 
 
@@ -48,3 +51,20 @@ def test_copick_project_layout(tmp_path):
     assert back.run_name == "TS_6_4"
     assert sorted(back.picks) == ["apo-ferritin", "beta-galactosidase", "ribosome"]
     assert math.isnan(back.voxel_size_xyz_a[0])
+
+
+def test_copick_zip_holds_the_per_object_files(tmp_path):
+    doc = _doc()
+    data = render_copick_zip(doc)
+    assert render_copick_zip(doc) == data  # same picks, same bytes
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == [
+            "octopi_0_apo-ferritin.json",
+            "octopi_0_beta-galactosidase.json",
+            "octopi_0_ribosome.json",
+        ]
+        archive.extractall(tmp_path / "proj" / "ExperimentRuns" / "TS_5_4" / "Picks")
+        ribosome = json.loads(archive.read("octopi_0_ribosome.json"))
+    assert ribosome["pickable_object_name"] == "ribosome" and len(ribosome["points"]) == 1
+    (back,) = read_picks(tmp_path / "proj")
+    _same_points(doc, back, keep_empty=True)

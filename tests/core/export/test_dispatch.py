@@ -103,3 +103,10 @@ def test_files_of_one_run_are_merged(tmp_path):
         write_picks(part, tmp_path / "d" / f"{name}.ndjson")
     (back,) = read_picks(tmp_path / "d")
     _same_points(doc, back, keep_empty=False)
+
+
+def test_per_object_and_pixel_coordinates_only_where_they_apply(tmp_path):
+    with pytest.raises(ValueError, match="per_object"):
+        write_picks(_doc(), tmp_path / "p.csv", per_object=True)
+    with pytest.raises(ValueError, match="pixel_coordinates"):
+        write_picks(_doc(), tmp_path / "p.ndjson", pixel_coordinates=True)
