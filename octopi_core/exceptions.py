@@ -28,6 +28,9 @@ __all__ = [
     "PicksFormatError",
     "InferenceCancelledError",
     "TrainingDataError",
+    "DataSourceError",
+    "AmbiguousDataError",
+    "PicksExistError",
 ]
 
 
@@ -117,3 +120,15 @@ class InferenceCancelledError(OctopiError):
 
 class TrainingDataError(OctopiError):
     """Training cannot start: no tomograms, or tomograms with no labelled particles."""
+
+
+class DataSourceError(OctopiError):
+    """A data source (copick project, folder of tomograms, URI list) cannot be opened or written as asked."""
+
+
+class AmbiguousDataError(DataSourceError):
+    """Several tomogram types, voxel spacings, picks sessions or files match; the message says what to pass."""
+
+
+class PicksExistError(OctopiError):
+    """Picks of that user, session and object exist already, and overwriting them was not asked for."""
