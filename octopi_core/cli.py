@@ -14,7 +14,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .batch import BatchItem, BatchResult
+    from .export import PicksFormat
+    from .picks import PicksDocument
+    from .stage import Stage
 
 __all__ = ["main", "build_parser", "run_command", "progress_bar", "COMMANDS"]
 
@@ -36,10 +42,26 @@ def build_parser(
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    predict = commands.add_parser("predict", help="pick particles in one tomogram")
-    predict.add_argument("uri", help="tomogram: local path, file://, http(s):// or s3:// (OME-Zarr or MRC)")
+    predict = commands.add_parser(
+        "predict",
+        help="pick particles in tomograms",
+        description="Pick particles in one tomogram, or in several with one model load: the next tomogram "
+        "is read while the current one is inferred. With several, a tomogram that fails is named in a "
+        "summary and the others are still picked; the exit status is 0 when all were picked, 1 when some "
+        "failed, 2 when all failed (or for a bad argument).",
+    )
+    predict.add_argument(
+        "uris",
+        nargs="*",
+        metavar="URI",
+        help="tomograms: local paths, file://, http(s):// or s3:// (OME-Zarr or MRC)",
+    )
     predict.add_argument("--model", help="checkpoint directory or Octopi .pth (default: the shipped model)")
-    predict.add_argument("--out", help="output file (copick: a directory); default: print JSON to stdout")
+    predict.add_argument(
+        "--out",
+        help="one tomogram: the output file (copick: a directory), default JSON on stdout; several: a "
+        "directory that receives <run_name>.<extension> for each",
+    )
     predict.add_argument(
         "--format",
         default=None,
@@ -239,9 +261,11 @@ def progress_bar(quiet: bool):
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from .batch import BatchItem, predict_batch
     from .export import PicksFormat, render_picks, write_picks
     from .options import FAST_OVERLAP, FAST_WINDOW_VOX
     from .pipeline import Picker, PredictOptions
+    from .stage import Stage
 
     fast: dict[str, Any] = {"window_vox": FAST_WINDOW_VOX, "overlap": FAST_OVERLAP} if args.fast else {}
     options: dict[str, Any] = fast | {
@@ -257,25 +281,100 @@ def _predict(args: argparse.Namespace) -> int:
         if v is not None
     }
     fmt = PicksFormat(args.format) if args.format else None
+    items = [BatchItem.from_uri(uri) for uri in args.uris]
+    if not items:
+        raise ValueError("predict needs at least one tomogram URI")
+    single = len(items) == 1
+    write = None if single else _batch_writer(args.out, fmt or PicksFormat.JSON, items)
     with progress_bar(args.quiet or not sys.stderr.isatty()) as bar:
-        task = bar.add_task("loading model", total=1.0)
+        task = bar.add_task("loading model", total=1.0 if single else len(items))
         picker = Picker(args.model, device=args.device)
-        doc = picker.predict(
-            args.uri,
+
+        def on_stage(index: int, stage: Stage) -> None:
+            # The bar follows the tomogram being inferred; reading ahead does not move it.
+            if single:
+                bar.update(task, description=stage.value)
+            elif stage is Stage.INFERRING:
+                bar.update(task, description=f"[{index + 1}/{len(items)}] {items[index].run_name}")
+
+        results: list[BatchResult] = []
+        for result in predict_batch(
+            picker,
+            items,
             PredictOptions(**options),
-            on_stage=lambda stage: bar.update(task, description=stage.value),
-            progress=lambda fraction: bar.update(task, completed=fraction),
-        )
-        bar.update(task, completed=1.0, description="done")
+            write=write,
+            on_stage=on_stage,
+            progress=lambda index, fraction: bar.update(task, completed=index + fraction),
+        ):
+            results.append(result)
+            if result.document is not None and not single:
+                print(f"wrote {_written(result.written)} ({_counts(result.document)})", file=sys.stderr)
+        bar.update(task, completed=1.0 if single else len(items), description="done")
+    if not single:
+        return _batch_summary(results, args.out)
+    doc = results[0].document
+    if doc is None:
+        raise results[0].error or RuntimeError(
+            "no picks"
+        )  # one tomogram: its error ends the command, as always
     if args.out:
         paths = write_picks(doc, args.out, fmt)
-        counts = ", ".join(f"{name} {n}" for name, n in doc.counts().items())
-        print(f"wrote {', '.join(str(p) for p in paths)} ({counts})", file=sys.stderr)
+        print(f"wrote {_written(paths)} ({_counts(doc)})", file=sys.stderr)
     else:
         content = render_picks(doc, fmt or PicksFormat.JSON)
         sys.stdout.write(content if isinstance(content, str) else content.decode())
         sys.stdout.write("\n")
     return 0
+
+
+def _batch_writer(
+    out: str | None, fmt: PicksFormat, items: Sequence[BatchItem]
+) -> Callable[[BatchItem, PicksDocument], list[Path]]:
+    # Several tomograms: one file per tomogram, <out>/<run_name>.<extension>, checked before any work.
+    from .export import render_picks
+    from .io import check_output_writable
+
+    if not out:
+        raise ValueError("predict with several tomograms needs --out DIR (one picks file per tomogram)")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out!r} must be a directory for several tomograms, got a file")
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.run_name in seen:
+            raise ValueError(
+                f"tomograms {seen[item.run_name]!r} and {item.uri!r} share the run name {item.run_name!r}; "
+                "their picks files would overwrite each other"
+            )
+        seen[item.run_name] = item.uri
+    check_output_writable(out)
+
+    def write(item: BatchItem, doc: PicksDocument) -> list[Path]:
+        path = Path(out) / f"{item.run_name}.{fmt.extension}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_picks(doc, fmt), encoding="utf-8", newline="\n")
+        return [path]
+
+    return write
+
+
+def _written(paths: Sequence[Path]) -> str:
+    return ", ".join(str(p) for p in paths)
+
+
+def _counts(doc: PicksDocument) -> str:
+    return ", ".join(f"{name} {n}" for name, n in doc.counts().items())
+
+
+def _batch_summary(results: Sequence[BatchResult], where: str) -> int:
+    # 0: all picked; 1: some failed; 2: all failed (as one failed tomogram is a user error, status 2).
+    failed = [r for r in results if not r.ok]
+    print(f"picked {len(results) - len(failed)} of {len(results)} tomograms into {where}", file=sys.stderr)
+    if not failed:
+        return 0
+    print(f"{len(failed)} failed:", file=sys.stderr)
+    for result in failed:
+        print(f"  {result.describe_error()}", file=sys.stderr)
+    return 2 if len(failed) == len(results) else 1
 
 
 def _evaluate(args: argparse.Namespace) -> int:

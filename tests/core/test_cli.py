@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from octopi_core import pipeline
 from octopi_core.cli import main
 from octopi_core.io import write_mrc, write_ome_zarr
 
@@ -75,6 +77,56 @@ def test_predict_to_stdout_is_json(capsys, random_checkpoint, small_tomogram):
         "--quiet",
     )
     assert code == 0 and json.loads(out)["run_name"] == "small"
+
+
+def test_predict_several_tomograms_loads_the_model_once_and_goes_past_a_bad_one(
+    capsys, tmp_path, monkeypatch, random_checkpoint, small_tomogram
+):
+    loads = []
+    real_load = pipeline.load_checkpoint
+    monkeypatch.setattr(pipeline, "load_checkpoint", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    good, other, broken = str(small_tomogram[0]), str(tmp_path / "other.zarr"), str(tmp_path / "broken.mrc")
+    shutil.copytree(good, other)
+    (tmp_path / "broken.mrc").write_bytes(b"not an mrc file" * 100)
+    common = ["--model", str(random_checkpoint), "--window", "32", "--quiet"]
+    out_dir = tmp_path / "picks"
+    code, _, err = _run(capsys, "predict", good, broken, other, *common, "--out", str(out_dir))
+    assert code == 1, err
+    assert len(loads) == 1
+    assert sorted(p.name for p in out_dir.iterdir()) == ["other.json", "small.json"]
+    assert "picked 2 of 3 tomograms" in err and "1 failed" in err
+    assert f"broken ({broken}): read failed: CorruptTomogramError" in err and "Traceback" not in err
+    # Each file is the document one tomogram alone gives (timings aside).
+    code, single, _ = _run(capsys, "predict", good, *common)
+    assert code == 0
+    for name in ("small", "other"):
+        doc = json.loads((out_dir / f"{name}.json").read_text())
+        assert doc["picks"] == json.loads(single)["picks"] and doc["run_name"] == name
+
+    code, _, err = _run(capsys, "predict", broken, str(tmp_path / "nope.mrc"), *common, "--out", str(out_dir))
+    assert code == 2 and "picked 0 of 2" in err and "nope (" in err
+
+
+def test_predict_several_tomograms_writes_the_chosen_format_and_refuses_bad_outputs(
+    capsys, tmp_path, random_checkpoint, small_tomogram
+):
+    good, other = str(small_tomogram[0]), str(tmp_path / "other.zarr")
+    shutil.copytree(good, other)
+    common = ["--model", str(random_checkpoint), "--window", "32", "--quiet"]
+    code, _, err = _run(
+        capsys, "predict", good, other, *common, "--out", str(tmp_path / "s"), "--format", "star"
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["other.star", "small.star"]
+    code, _, err = _run(capsys, "predict", good, other, *common)
+    assert code == 2 and "needs --out DIR" in err
+    (tmp_path / "file.json").write_text("{}")
+    code, _, err = _run(capsys, "predict", good, other, *common, "--out", str(tmp_path / "file.json"))
+    assert code == 2 and "must be a directory" in err
+    code, _, err = _run(capsys, "predict", good, good, *common, "--out", str(tmp_path / "d"))
+    assert code == 2 and "share the run name 'small'" in err
+    code, _, err = _run(capsys, "predict", *common)
+    assert code == 2 and "at least one tomogram" in err
 
 
 def _bad_inputs(tmp_path):
@@ -202,16 +254,15 @@ def test_tune_can_use_the_configs_training_settings(capsys, tmp_path, random_che
 def test_fast_switches_the_window_layout_unless_the_user_sets_it(
     capsys, monkeypatch, random_checkpoint, small_tomogram
 ):
-    from octopi_core import pipeline
     from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, FAST_OVERLAP, FAST_WINDOW_VOX
 
     seen = []
-    real_predict = pipeline.Picker.predict
+    real_segment = pipeline.Picker.segment  # predict runs its stages through predict_batch
     monkeypatch.setattr(
         pipeline.Picker,
-        "predict",
-        lambda self, uri, options, **kw: (
-            seen.append(options) or real_predict(self, uri, options.__class__(window_vox=32), **kw)
+        "segment",
+        lambda self, volume, options, **kw: (
+            seen.append(options) or real_segment(self, volume, options.__class__(window_vox=32), **kw)
         ),
     )
     for extra in ([], ["--fast"], ["--fast", "--overlap", "0.5"]):
