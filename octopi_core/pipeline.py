@@ -37,9 +37,21 @@ __all__ = ["Stage", "PredictOptions", "Picker", "run_name_from_uri"]
 
 
 def run_name_from_uri(uri: str) -> str:
-    """Short tomogram name: the last path part of ``uri`` without .zarr/.mrc/.rec/.map."""
-    tail = uri.rstrip("/").split("?")[0].rsplit("/", 1)[-1]
-    return re.sub(r"\.(ome\.zarr|zarr|mrc|rec|map)$", "", tail, flags=re.IGNORECASE) or "tomogram"
+    """Short tomogram name: the last path part of ``uri`` without .zarr/.mrc/.rec/.map, or its copick run.
+
+    In a copick layout, ``.../ExperimentRuns/TS_001/VoxelSpacing10.000/wbp.zarr``, the name is the run
+    (``TS_001``), not the tomogram type (``wbp``), so picks pair with the run's truth.
+
+    Args:
+        uri: local path or URI of the tomogram (a query is ignored).
+
+    Returns:
+        The name; ``tomogram`` when nothing is left.
+    """
+    parts = uri.rstrip("/").split("?")[0].split("/")
+    if len(parts) >= 3 and re.fullmatch(r"VoxelSpacing\d+(\.\d+)?", parts[-2]) and parts[-3]:
+        return parts[-3]
+    return re.sub(r"\.(ome\.zarr|zarr|mrc|rec|map)$", "", parts[-1], flags=re.IGNORECASE) or "tomogram"
 
 
 class Picker:

@@ -71,6 +71,10 @@ def test_too_small_and_cancelled(random_checkpoint, small_tomogram, tmp_path):
         ("/data/a.b.mrc", "a.b"),
         ("https://h/x/tomo.REC?sig=1", "tomo"),
         ("file:///t/denoised.ome.zarr", "denoised"),
+        # copick: the run, not the tomogram type
+        ("/p/ExperimentRuns/TS_001/VoxelSpacing10.000/wbp.zarr", "TS_001"),
+        ("s3://b/p/ExperimentRuns/TS_6_4/VoxelSpacing7.840/denoised.zarr/", "TS_6_4"),
+        ("/p/VoxelSpacing/wbp.zarr", "wbp"),
     ],
 )
 def test_run_name_from_uri(uri, name):
