@@ -22,7 +22,7 @@ from octopi_core.exceptions import (
 
 from ._location import _identity, _Location
 from .source import TomogramSource, _check_voxels
-from .voxel_size import _zyx_argument
+from .voxel_size import _zyx_argument, tidy_voxel_size_a
 
 __all__ = ["write_mrc"]
 
@@ -92,7 +92,8 @@ def _open_mrc(loc: _Location, override_a: float | None) -> TomogramSource:
     if override_a is not None:
         voxel = (float(override_a),) * 3
     else:
-        voxel = (float(voxel_xyz.z), float(voxel_xyz.y), float(voxel_xyz.x))
+        # float32 in the header: 7.84 is stored as 7.840000152587891
+        voxel = tidy_voxel_size_a((float(voxel_xyz.z), float(voxel_xyz.y), float(voxel_xyz.x)))
         if not all(v > 0 for v in voxel):
             raise InvalidVoxelSizeError(
                 f"MRC file {loc.uri} has an unset voxel size {voxel} Å (zyx) in its header; pass voxel_size_a"

@@ -23,7 +23,7 @@ from octopi_core.exceptions import (
 
 from ._location import _async_options, _check_inside, _identity, _locate, _Location
 from .source import TomogramSource, _check_voxels
-from .voxel_size import _zyx_argument
+from .voxel_size import Zyx, _zyx_argument, tidy_voxel_size_a
 
 __all__ = ["write_ome_zarr"]
 
@@ -136,8 +136,9 @@ def _open_zarr(
                 f"plain zarr array {loc.uri} carries no voxel size; pass voxel_size_a"
             )
         level_path, spatial, voxel, origin = None, None, (float(override_a),) * 3, (0.0, 0.0, 0.0)
+        base: tuple[str | None, Zyx, Zyx] = (None, voxel, origin)
     else:
-        level_path, spatial, voxel, origin = _choose_level(multiscales, loc.uri, target_a, override_a)
+        level_path, spatial, voxel, origin, base = _choose_level(multiscales, loc.uri, target_a, override_a)
     try:
         array = zarr.open_array(
             store=store, path=level_path or "", mode="r", zarr_format=2 if zarr_format == 2 else 3
@@ -168,6 +169,13 @@ def _open_zarr(
     else:  # the metadata's ETag/mtime only: listing every chunk remotely costs a request per page
         identity = _identity(loc, loc.child(level_meta))
     identity += f"@{level_path}" if level_path else ""
+    base_path, base_voxel, base_origin = base
+    base_shape = None
+    if base_path != level_path:  # a coarser level is read: the document reports the original's shape
+        base_array = zarr.open_array(
+            store=store, path=base_path or "", mode="r", zarr_format=2 if zarr_format == 2 else 3
+        )
+        base_shape = tuple(int(base_array.shape[i]) for i in spatial)
     return TomogramSource(
         uri=loc.uri,
         format="zarr" if is_array else "ome-zarr",
@@ -178,6 +186,9 @@ def _open_zarr(
         identity=identity,
         level_path=level_path,
         _reader=_ZarrReader(array, index, spatial[0], int(chunks[spatial[0]])),
+        base_shape_zyx=base_shape,  # type: ignore[arg-type]
+        base_voxel_size_zyx_a=None if base_shape is None else base_voxel,
+        base_origin_zyx_a=base_origin,
     )
 
 
@@ -253,7 +264,8 @@ class _ConfinedLocalStore(zarr.storage.LocalStore):
 
 
 def _choose_level(multiscales: Any, uri: str, target_a: float, override_a: float | None):
-    """Parse NGFF multiscales: (level path, spatial axes, voxel size Å, origin Å) of the nearest level."""
+    """Parse NGFF multiscales: (level path, spatial axes, voxel size Å, origin Å) of the level nearest the
+    target, and (path, voxel size Å, origin Å) of the finest level, the original tomogram."""
     ms: Any = multiscales[0] if isinstance(multiscales, list) and multiscales else None
     datasets = ms.get("datasets") if isinstance(ms, dict) else None
     if (
@@ -278,6 +290,11 @@ def _choose_level(multiscales: Any, uri: str, target_a: float, override_a: float
     units = []
     for i in spatial:
         unit = axes[i].get("unit") if isinstance(axes[i], dict) else None
+        if unit is None and override_a is None:  # a bare scale says nothing about Å: ask, never guess 1 Å
+            raise InvalidVoxelSizeError(
+                f"OME-Zarr {uri} axis {names[i]!r} has no unit, so its voxel size in Å is unknown; pass the "
+                "voxel size of level 0 (--voxel-size on the command line, voxel_size_a in the API)"
+            )
         if unit is not None and unit not in _UNIT_TO_A:
             raise InvalidVoxelSizeError(f"OME-Zarr {uri} axis {names[i]!r} has unsupported unit {unit!r}")
         units.append(1.0 if unit is None else _UNIT_TO_A[unit])
@@ -297,8 +314,10 @@ def _choose_level(multiscales: Any, uri: str, target_a: float, override_a: float
     levels = [(p, vs, og) for p, vs, og in found if vs is not None]
     if len(levels) < len(found):
         raise InvalidVoxelSizeError(f"OME-Zarr {uri} has no scale transformation; pass voxel_size_a")
+    levels = [(p, tidy_voxel_size_a(vs), tuple(float(o) for o in og)) for p, vs, og in levels]
     path, voxel, origin = min(levels, key=lambda lv: sum(abs(v - target_a) for v in lv[1]))
-    return path, spatial, tuple(float(v) for v in voxel), tuple(float(o) for o in origin)
+    base = min(levels, key=lambda lv: math.prod(lv[1]))  # the finest level: level 0 in a valid file
+    return path, spatial, voxel, origin, base
 
 
 def _transform(dataset: dict, ms: dict, ndim: int, uri: str) -> tuple[list[float] | None, list[float]]:

@@ -47,6 +47,9 @@ class TomogramSource:
         identity: content identity for result caching (ETag, or size and mtime; plus level path),
             "" if unknown.
         level_path: the multiscale dataset path chosen, None for MRC and plain zarr.
+        base_shape_zyx, base_voxel_size_zyx_a, base_origin_zyx_a: shape (voxels), voxel size (Å) and origin
+            (Å) of the original tomogram, the finest multiscale level (level 0); None (origin 0) when the
+            level or file read is the original.
     """
 
     uri: str
@@ -58,6 +61,9 @@ class TomogramSource:
     identity: str
     level_path: str | None
     _reader: Any = field(repr=False, compare=False, default=None)
+    base_shape_zyx: tuple[int, int, int] | None = None
+    base_voxel_size_zyx_a: Zyx | None = None
+    base_origin_zyx_a: Zyx = (0.0, 0.0, 0.0)
 
     def read_slab(self, z0: int, z1: int) -> np.ndarray:
         """Read planes ``z0 <= z < z1``.

@@ -43,9 +43,9 @@ class LoadedTomogram:
     Attributes:
         volume: ``(Z, Y, X)`` float32, C-contiguous, median 0 and robust standard deviation 1, clipped to ±10.
         voxel_size_zyx_a: voxel size of ``volume``, Å.
-        origin_zyx_a: physical position of ``volume[0, 0, 0]`` in the original tomogram frame, Å.
-        source_voxel_size_zyx_a: voxel size of the level or file read, Å.
-        source_shape_zyx: shape of the level or file read, voxels.
+        origin_zyx_a: position of ``volume[0, 0, 0]`` in the original tomogram's frame (its voxel 0 at 0), Å.
+        source_voxel_size_zyx_a: voxel size of the original tomogram (the file, or level 0 of a multiscale), Å.
+        source_shape_zyx: shape of the original tomogram (the file, or level 0 of a multiscale), voxels.
         uri, format, identity: as in :class:`TomogramSource`.
         resampled: whether ``volume`` was interpolated to the target voxel size.
     """
@@ -261,12 +261,14 @@ def load_tomogram(
                 z1 = min(z0 + depth, shape[0])
                 volume[z0:z1] = read_slab(z0, z1)
     normalize_volume(volume, name=f"tomogram {uri}")
+    # picks are reported in the original's frame and voxels, whichever level was read
+    o_z, o_y, o_x = (o - b for o, b in zip(source.origin_zyx_a, source.base_origin_zyx_a))
     return LoadedTomogram(
         volume=volume,
         voxel_size_zyx_a=(float(voxel_size[0]), float(voxel_size[1]), float(voxel_size[2])),
-        origin_zyx_a=source.origin_zyx_a,
-        source_voxel_size_zyx_a=source.voxel_size_zyx_a,
-        source_shape_zyx=source.shape_zyx,
+        origin_zyx_a=(o_z, o_y, o_x),
+        source_voxel_size_zyx_a=source.base_voxel_size_zyx_a or source.voxel_size_zyx_a,
+        source_shape_zyx=source.base_shape_zyx or source.shape_zyx,
         uri=uri,
         format=source.format,
         identity=source.identity,

@@ -29,6 +29,7 @@ from octopi_core.exceptions import (
     UnsupportedFormatError,
     UnsupportedUriError,
 )
+from octopi_core.export import picks_document_from_voxels, render_picks
 from octopi_core.io import (
     check_output_writable,
     load_tomogram,
@@ -40,6 +41,7 @@ from octopi_core.io import (
     write_output,
 )
 from octopi_core.limits import TomogramLimits
+from octopi_core.localize import ClassPicks
 
 SHAPE = (24, 40, 48)
 
@@ -165,7 +167,8 @@ def test_ngff_units_and_multiscale_transform_are_composed(tmp_path):
         assert source.origin_zyx_a == (20.0, 40.0, 60.0)  # translation (1, 2, 3) nm * 2
 
 
-def test_missing_unit_is_read_as_angstrom_and_override_rescales_levels(tmp_path):
+def test_missing_unit_asks_for_the_voxel_size_and_override_rescales_levels(tmp_path):
+    # issue 15: a unit-less scale was taken as Å (1 Å per voxel for a bare pyramid) and refused as too small
     path = tmp_path / "nounit.zarr"
     write_ome_zarr(str(path), _volume(), 4.0, zarr_format=3, n_levels=2)
     meta = json.loads((path / "zarr.json").read_text())
@@ -173,8 +176,8 @@ def test_missing_unit_is_read_as_angstrom_and_override_rescales_levels(tmp_path)
         del axis["unit"]
     (path / "zarr.json").write_text(json.dumps(meta))
 
-    with open_tomogram(str(path), target_voxel_size_a=4.0) as source:
-        assert source.voxel_size_zyx_a == (4.0, 4.0, 4.0) and source.level_path == "0"
+    with pytest.raises(InvalidVoxelSizeError, match=r"no unit.*--voxel-size.*voxel_size_a"):
+        open_tomogram(str(path), target_voxel_size_a=4.0)
     with open_tomogram(str(path), target_voxel_size_a=10.0, voxel_size_a=5.0) as source:
         assert source.level_path == "1"
         assert source.voxel_size_zyx_a == (10.0, 10.0, 10.0)
@@ -614,3 +617,81 @@ def test_check_output_writable_refuses_what_write_output_could_not_write(tmp_pat
         check_output_writable(str(tmp_path / "file" / "out"))
     with pytest.raises(OutputNotWritableError, match="outside"):
         check_output_writable(str(tmp_path), local_roots=[tmp_path / "elsewhere"])
+
+
+def _write_yx_pyramid(path: Path, volume: np.ndarray, voxel_size_a: float, n_levels: int = 3) -> None:
+    """A pyramid as ome-zarr-py writes one by default (its Scaler halves y and x, never z), NGFF 0.4 on zarr
+    v2, scale transformations only; written with zarr because ome-zarr-py is not a dependency."""
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    datasets, level = [], volume
+    for k in range(n_levels):
+        array = root.create_array(
+            str(k),
+            shape=level.shape,
+            dtype=level.dtype,
+            chunks=(8, 16, 16),
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+        )
+        array[...] = level
+        scale = [voxel_size_a, voxel_size_a * 2**k, voxel_size_a * 2**k]
+        datasets.append({"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+        level = level[:, ::2, ::2]
+    axes = [{"name": n, "type": "space", "unit": "angstrom"} for n in "zyx"]
+    root.attrs["multiscales"] = [{"version": "0.4", "name": "tomo", "axes": axes, "datasets": datasets}]
+
+
+@pytest.mark.parametrize(("level0_a", "target_a"), [(5.0, 10.0), (10.0, 20.0)])
+def test_yx_only_pyramid_reports_level_0(tmp_path, level0_a, target_a):
+    path = tmp_path / "yx.zarr"
+    _write_yx_pyramid(path, _volume(), level0_a)
+    with open_tomogram(str(path), target_voxel_size_a=target_a) as source:
+        assert source.level_path == "1"  # (z, y, x) = (level0, 2 level0, 2 level0) is nearest the target
+        assert source.shape_zyx == (24, 20, 24)
+    loaded = load_tomogram(str(path), target_voxel_size_a=target_a)
+    assert loaded.source_voxel_size_zyx_a == (level0_a,) * 3
+    assert loaded.source_shape_zyx == SHAPE
+    assert loaded.voxel_size_zyx_a == (target_a,) * 3 and loaded.resampled
+
+
+def test_multiscale_picks_are_reported_in_level_0_voxels(tmp_path):
+    path = tmp_path / "tomo.zarr"
+    write_ome_zarr(str(path), _volume(), 5.0, zarr_format=2, n_levels=2)
+    loaded = load_tomogram(str(path), target_voxel_size_a=10.0)
+    assert not loaded.resampled and loaded.voxel_size_zyx_a == (10.0, 10.0, 10.0)
+    assert loaded.source_voxel_size_zyx_a == (5.0, 5.0, 5.0) and loaded.source_shape_zyx == SHAPE
+    assert loaded.origin_zyx_a == (2.5, 2.5, 2.5)
+    found = {"ribosome": ClassPicks(centres_zyx_vox=np.array([[3.0, 4.0, 5.0]]), scores=np.array([0.9]))}
+    doc = picks_document_from_voxels(
+        found,
+        voxel_size_zyx_a=loaded.voxel_size_zyx_a,
+        origin_zyx_a=loaded.origin_zyx_a,
+        tomogram_uri=str(path),
+        run_name="tomo",
+        source_voxel_size_zyx_a=loaded.source_voxel_size_zyx_a,
+        source_shape_zyx=loaded.source_shape_zyx,
+        model_version=None,
+    )
+    assert doc.voxel_size_xyz_a == (5.0, 5.0, 5.0) and doc.shape_zyx == SHAPE
+    (line,) = render_picks(doc, "ndjson").splitlines()
+    # level-1 voxel j averages level-0 voxels 2j and 2j + 1: its centre is level-0 voxel 2j + 0.5
+    assert json.loads(line)["location"] == {"x": 10.5, "y": 8.5, "z": 6.5}
+
+
+def test_level_0_translation_is_the_frame_origin(tmp_path):
+    path = tmp_path / "shifted.zarr"
+    write_ome_zarr(str(path), _volume(), 5.0, zarr_format=2, n_levels=2)
+    attrs = json.loads((path / ".zattrs").read_text())
+    for dataset in attrs["multiscales"][0]["datasets"]:
+        dataset["coordinateTransformations"][1]["translation"] = [
+            t + 100.0 for t in dataset["coordinateTransformations"][1]["translation"]
+        ]
+    (path / ".zattrs").write_text(json.dumps(attrs))
+    assert load_tomogram(str(path), target_voxel_size_a=10.0).origin_zyx_a == (2.5, 2.5, 2.5)
+
+
+def test_float32_voxel_size_is_tidied(tmp_path):
+    write_mrc(str(tmp_path / "t.mrc"), _volume(), 7.84)
+    with mrcfile.open(tmp_path / "t.mrc", header_only=True) as mrc:
+        assert float(mrc.voxel_size.x) != 7.84  # 7.840000152587891 in the float32 header
+    with open_tomogram(str(tmp_path / "t.mrc"), target_voxel_size_a=7.84) as source:
+        assert source.voxel_size_zyx_a == (7.84, 7.84, 7.84)
