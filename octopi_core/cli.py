@@ -54,7 +54,8 @@ def build_parser(
         "uris",
         nargs="*",
         metavar="URI",
-        help="tomograms: local paths, file://, http(s):// or s3:// (OME-Zarr or MRC)",
+        help="tomograms: local paths, file://, http(s):// or s3:// (OME-Zarr or MRC); a local folder of "
+        "tomograms; a .txt file of URIs, one a line",
     )
     predict.add_argument("--model", help="checkpoint directory or Octopi .pth (default: the shipped model)")
     predict.add_argument(
@@ -84,6 +85,17 @@ def build_parser(
     predict.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     predict.add_argument("--device", help="cpu, cuda, cuda:N (default: GPU when visible)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    copick = predict.add_argument_group(
+        "copick", "pick the runs of a copick project and write the picks into it (instead of URIs and --out)"
+    )
+    copick.add_argument("--copick", metavar="CONFIG", help="the project's copick config JSON")
+    copick.add_argument("--runs", nargs="+", metavar="RUN", help="runs to pick (default: every run)")
+    copick.add_argument("--tomo-type", help="tomogram type, e.g. wbp (default: the only one there is)")
+    copick.add_argument("--pick-user", default="octopi", help="copick user of the picks (default: octopi)")
+    copick.add_argument(
+        "--pick-session", help="copick session of the picks (default: a new one, one past the user's last)"
+    )
+    copick.add_argument("--overwrite", action="store_true", help="replace picks of the same user and session")
 
     evaluate = commands.add_parser("evaluate", help="score picks against truth with the CZII F-beta metric")
     evaluate.add_argument("picks", help="picks file or directory (json, csv, star, copick, ndjson)")
@@ -281,11 +293,16 @@ def _predict(args: argparse.Namespace) -> int:
         if v is not None
     }
     fmt = PicksFormat(args.format) if args.format else None
-    items = [BatchItem.from_uri(uri) for uri in args.uris]
-    if not items:
-        raise ValueError("predict needs at least one tomogram URI")
-    single = len(items) == 1
-    write = None if single else _batch_writer(args.out, fmt or PicksFormat.JSON, items)
+    single = not args.copick and len(args.uris) == 1 and not _is_source(args.uris[0])
+    write: Callable[[BatchItem, PicksDocument], Sequence[str | Path]] | None
+    if single:
+        items, write, where = [BatchItem.from_uri(args.uris[0])], None, args.out
+    elif args.copick:
+        items, write, where, project_classes = _copick_target(args)
+        options["classes"] = _copick_classes(args.classes, project_classes)
+    else:
+        items = _listed_items(args)
+        write, where = _batch_writer(args.out, fmt or PicksFormat.JSON, items), args.out
     with progress_bar(args.quiet or not sys.stderr.isatty()) as bar:
         task = bar.add_task("loading model", total=1.0 if single else len(items))
         picker = Picker(args.model, device=args.device)
@@ -311,12 +328,10 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"wrote {_written(result.written)} ({_counts(result.document)})", file=sys.stderr)
         bar.update(task, completed=1.0 if single else len(items), description="done")
     if not single:
-        return _batch_summary(results, args.out)
+        return _batch_summary(results, where)
     doc = results[0].document
-    if doc is None:
-        raise results[0].error or RuntimeError(
-            "no picks"
-        )  # one tomogram: its error ends the command, as always
+    if doc is None:  # one tomogram: its error ends the command, as it always has
+        raise results[0].error or RuntimeError("no picks")
     if args.out:
         paths = write_picks(doc, args.out, fmt)
         print(f"wrote {_written(paths)} ({_counts(doc)})", file=sys.stderr)
@@ -325,6 +340,93 @@ def _predict(args: argparse.Namespace) -> int:
         sys.stdout.write(content if isinstance(content, str) else content.decode())
         sys.stdout.write("\n")
     return 0
+
+
+def _is_source(spec: str) -> bool:
+    # A .txt list of URIs, or a local folder of tomograms (not itself a zarr store: those stay one URI).
+    from .data import SourceKind, source_kind
+
+    if spec.lower().endswith(".txt"):
+        return True
+    local = Path(spec)
+    zarr_marks = (".zgroup", ".zarray", "zarr.json")
+    return (
+        source_kind(spec) is SourceKind.FOLDER
+        and local.is_dir()
+        and not any((local / mark).exists() for mark in zarr_marks)
+    )
+
+
+def _listed_items(args: argparse.Namespace) -> list[BatchItem]:
+    # Several URIs, folders of tomograms and .txt lists, in the order given.
+    from .batch import BatchItem
+    from .data import open_source
+
+    for flag in ("runs", "tomo_type", "pick_session"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag.replace('_', '-')} applies to --copick projects only")
+    items = []
+    for spec in args.uris:
+        if _is_source(spec):
+            source = open_source(spec, voxel_size_a=args.voxel_size, with_truth=False)
+            items += [BatchItem(item.tomogram_uri, item.run_name) for item in source]
+        else:
+            items.append(BatchItem.from_uri(spec))
+    if not items:
+        raise ValueError("predict needs at least one tomogram URI, folder or list (or --copick CONFIG)")
+    return items
+
+
+def _copick_target(
+    args: argparse.Namespace,
+) -> tuple[list[BatchItem], Callable[[BatchItem, PicksDocument], list[str]], str, set[str]]:
+    # The runs to pick, a writer into the project, where it writes, and the classes the project can hold.
+    from .batch import BatchItem
+    from .data import open_copick
+    from .exceptions import PicksExistError
+
+    if args.uris or args.out:
+        raise ValueError("--copick writes into the project: give no tomogram URIs and no --out")
+    source = open_copick(
+        args.copick, tomo_type=args.tomo_type, voxel_size_a=args.voxel_size, with_truth=False
+    )
+    runs = args.runs or [item.run_name for item in source]
+    known = {item.run_name: item for item in source}
+    missing = [run for run in runs if run not in known]
+    if missing:
+        raise ValueError(
+            f"no {source.tomo_type} tomogram in runs {missing} of {args.copick}; runs: {list(known)}"
+        )
+    user = args.pick_user
+    session = args.pick_session or source.next_session_id(user)
+    taken = [run for run in runs if (user, session) in source.picks_sessions(run)]
+    if taken and not args.overwrite:
+        raise PicksExistError(
+            f"runs {taken} of {args.copick} have picks of user {user!r}, session {session!r}; "
+            "pass --overwrite to replace them, or leave out --pick-session for a new session"
+        )
+
+    def write(item: BatchItem, doc: PicksDocument) -> list[str]:
+        return source.write_picks(item.run_name, doc, user=user, session=session, overwrite=args.overwrite)
+
+    where = f"{args.copick} as user {user}, session {session}"
+    classes = {cls for cls in source.objects.values() if cls is not None}
+    return [BatchItem(known[run].tomogram_uri, run) for run in runs], write, where, classes
+
+
+def _copick_classes(asked: Sequence[str] | None, project_classes: set[str]) -> list[str]:
+    # The classes to pick into a copick project: those asked for, or every class it has an object for.
+    from .exceptions import DataSourceError
+    from .particles import resolve_particles
+
+    names = [p.name for p in resolve_particles(asked) if asked or p.name in project_classes]
+    absent = [name for name in names if name not in project_classes]
+    if absent or not names:
+        raise DataSourceError(
+            f"the copick project has no pickable object for {absent or 'any particle class'}; "
+            f"its classes: {sorted(project_classes)}"
+        )
+    return names
 
 
 def _batch_writer(
@@ -357,7 +459,7 @@ def _batch_writer(
     return write
 
 
-def _written(paths: Sequence[Path]) -> str:
+def _written(paths: Sequence[str | Path]) -> str:
     return ", ".join(str(p) for p in paths)
 
 

@@ -9,7 +9,10 @@ import pytest
 
 from octopi_core import pipeline
 from octopi_core.cli import main
+from octopi_core.data import open_copick
 from octopi_core.io import write_mrc, write_ome_zarr
+
+COPICK_PROJECT = Path(__file__).parents[1] / "fixtures" / "copick" / "project"
 
 
 def _run(capsys, *argv):
@@ -127,6 +130,75 @@ def test_predict_several_tomograms_writes_the_chosen_format_and_refuses_bad_outp
     assert code == 2 and "share the run name 'small'" in err
     code, _, err = _run(capsys, "predict", *common)
     assert code == 2 and "at least one tomogram" in err
+
+
+def test_predict_a_folder_and_a_list_of_tomograms(capsys, tmp_path, random_checkpoint, small_tomogram):
+    folder = tmp_path / "tomograms"
+    shutil.copytree(small_tomogram[0], folder / "a.zarr")
+    shutil.copytree(small_tomogram[0], folder / "b.zarr")
+    (folder / "notes.md").write_text("not a tomogram")
+    (tmp_path / "list.txt").write_text(f"{small_tomogram[0]}\n")
+    common = ["--model", str(random_checkpoint), "--window", "32", "--quiet"]
+    code, _, err = _run(
+        capsys, "predict", str(folder), str(tmp_path / "list.txt"), *common, "--out", str(tmp_path / "o")
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.json", "b.json", "small.json"]
+    assert "picked 3 of 3 tomograms" in err
+    code, _, err = _run(capsys, "predict", str(folder), *common, "--out", str(tmp_path / "o"), "--runs", "a")
+    assert code == 2 and "--runs applies to --copick projects only" in err
+
+
+def _copick_picks(project, run):
+    return {p.name: p.read_bytes() for p in (project / "ExperimentRuns" / run / "Picks").iterdir()}
+
+
+def test_predict_copick_writes_new_sessions_into_the_project(capsys, tmp_path, random_checkpoint):
+    project = tmp_path / "project"
+    shutil.copytree(COPICK_PROJECT, project)
+    config = str(project / "copick_config.json")
+    before = _copick_picks(project, "TS_001")
+    common = ["--model", str(random_checkpoint), "--window", "32", "--quiet", "--copick", config]
+    code, _, err = _run(capsys, "predict", *common, "--tomo-type", "wbp")
+    assert code == 0, err
+    assert "as user octopi, session 0" in err and "picked 2 of 2 tomograms" in err
+    after = _copick_picks(project, "TS_001")
+    assert {k: v for k, v in after.items() if k in before} == before  # other sessions untouched
+    # Picks go to the classes the project has objects for (apo-ferritin, ribosome) and read back as truth.
+    assert sorted(set(after) - set(before)) == ["octopi_0_apo-ferritin.json", "octopi_0_ribosome.json"]
+    source = open_copick(config, tomo_type="wbp", picks_user="octopi", picks_session="0")
+    assert [item.run_name for item in source] == ["TS_001", "TS_002"] and all(
+        item.labelled for item in source
+    )
+
+    # Again: a new session, one past the last; only the runs asked for.
+    code, _, err = _run(capsys, "predict", *common, "--tomo-type", "wbp", "--runs", "TS_002")
+    assert code == 0 and "session 1" in err and "picked 1 of 1" in err
+    assert not any(name.startswith("octopi_1_") for name in _copick_picks(project, "TS_001"))
+    assert "octopi_1_ribosome.json" in _copick_picks(project, "TS_002")
+
+    # An existing session is refused before any work, unless --overwrite.
+    code, _, err = _run(capsys, "predict", *common, "--tomo-type", "wbp", "--pick-session", "0")
+    assert code == 2 and "pass --overwrite" in err
+    code, _, err = _run(
+        capsys,
+        "predict",
+        *common,
+        "--tomo-type",
+        "wbp",
+        "--pick-session",
+        "0",
+        "--runs",
+        "TS_001",
+        "--overwrite",
+    )
+    assert code == 0, err
+    code, _, err = _run(capsys, "predict", *common, "--tomo-type", "wbp", "--runs", "TS_009")
+    assert code == 2 and "TS_009" in err
+    code, _, err = _run(capsys, "predict", *common, "--tomo-type", "wbp", "--classes", "thyroglobulin")
+    assert code == 2 and "no pickable object for ['thyroglobulin']" in err
+    code, _, err = _run(capsys, "predict", *common, "--out", str(tmp_path / "o"))
+    assert code == 2 and "give no tomogram URIs and no --out" in err
 
 
 def _bad_inputs(tmp_path):
