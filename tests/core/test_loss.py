@@ -63,3 +63,41 @@ def test_bad_arguments_are_named():
         focal_tversky_loss(torch.zeros(1, 2, 1, 1, 1), torch.zeros(1, 1, 1, 1), alpha=2.0)
     with pytest.raises(ValueError, match="target shape"):
         focal_tversky_loss(torch.zeros(1, 2, 2, 2, 2), torch.zeros(1, 3, 3, 3))
+
+
+def _swap_channels(logits, sample, a, b):
+    swapped = logits.clone()
+    swapped[sample, a], swapped[sample, b] = logits[sample, b], logits[sample, a]
+    return swapped
+
+
+@pytest.mark.parametrize("loss", ["focal_tversky", "cross_entropy"])
+def test_an_unlabelled_class_contributes_nothing_and_a_labelled_absent_one_does(loss):
+    from octopi_core.loss import cross_entropy_loss
+
+    def value(logits, target, labelled):
+        if loss == "cross_entropy":
+            return cross_entropy_loss(logits, target, labelled=labelled).item()
+        return focal_tversky_loss(logits, target, alpha=0.3, gamma=1.0, labelled=labelled).item()
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 3, 4, 4, dtype=torch.float64)
+    target = torch.randint(0, 3, (2, 3, 4, 4))
+    target[1][target[1] == 2] = 0  # sample 1 holds no class-2 voxels: unlabelled or absent
+    unlabelled = torch.tensor([[True, True, True, True], [True, True, False, True]])
+    # Moving sample 1's probability between background and class 2 changes nothing when class 2 is
+    # unlabelled there: the network is neither taught class 2 nor background in its place.
+    moved = _swap_channels(logits, 1, 0, 2)
+    assert value(moved, target, unlabelled) == pytest.approx(value(logits, target, unlabelled), rel=1e-6)
+    # Labelled and absent, class 2 predicted in sample 1 is a false positive.
+    every = torch.ones(2, 4, dtype=torch.bool)
+    assert value(moved, target, every) != pytest.approx(value(logits, target, every), rel=1e-6)
+    # All labelled is the unmasked loss exactly.
+    plain = (
+        torch.nn.functional.cross_entropy(logits, target).item()
+        if loss == "cross_entropy"
+        else focal_tversky_loss(logits, target, alpha=0.3, gamma=1.0).item()
+    )
+    assert value(logits, target, every) == pytest.approx(plain, rel=1e-6)
+    with pytest.raises(ValueError, match="labelled"):
+        value(logits, target, torch.ones(2, 3, dtype=torch.bool))
