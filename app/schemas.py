@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from octopi_core.export import PicksFormat
+from octopi_core.options import RUN_NAME_PATTERN
 from worker.jobs.state import JobStage, JobStatus
 
 __all__ = [
@@ -85,6 +86,13 @@ class JobCreate(BaseModel):
         max_length=4096,
         description="directory or s3:// prefix that also receives the picks files",
     )
+    run_name: str | None = Field(
+        None,
+        strict=True,
+        pattern=RUN_NAME_PATTERN,
+        description="run name of the picks and their files (e.g. the copick run); default from the tomogram "
+        "URI (a copick run folder, else the file or store name)",
+    )
 
 
 class JobOptionsPublic(BaseModel):
@@ -97,6 +105,7 @@ class JobOptionsPublic(BaseModel):
     output_uri: str | None
     window_vox: tuple[int, int, int] = Field(description="sliding-window size, zyx voxels")
     overlap: float = Field(description="window overlap fraction")
+    run_name: str | None = Field(None, description="run name asked for; null: from the tomogram URI")
 
 
 class JobLinks(BaseModel):

@@ -23,7 +23,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from octopi_core.exceptions import CheckpointError, TomogramUnreachableError
-from octopi_core.export import PicksFormat, render_picks
+from octopi_core.export import PicksFormat, render_copick_zip, render_picks
 from octopi_core.model_config import ModelConfig, check_model_classes, default_checkpoint_dir, read_config
 from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings
@@ -80,7 +80,7 @@ MEDIA_TYPES = {
     PicksFormat.JSON: "application/json",
     PicksFormat.CSV: "text/csv; charset=utf-8",
     PicksFormat.STAR: "text/plain; charset=utf-8",
-    PicksFormat.COPICK: "application/json",
+    PicksFormat.COPICK: "application/zip",
     PicksFormat.NDJSON: "application/x-ndjson",
 }
 # Share of a job's progress per stage; inference is most of the time on any device.
@@ -299,6 +299,7 @@ def submit_job(
         window_vox=settings.window_vox,
         overlap=settings.overlap,
         batch_size=settings.batch_size,
+        run_name=body.run_name,
     )
     uri = normalize_uri(body.tomogram_uri)
     identity = _inspect_tomogram(  # the URI as given: errors must not show its resolved path or the cwd
@@ -442,8 +443,11 @@ def cancel(*, connection: Redis, settings: Settings, job_id: str, client_id: str
     return read_job(connection=connection, settings=settings, job_id=job_id, client_id=client_id)
 
 
-def read_picks(*, connection: Redis, job_id: str, client_id: str, fmt: PicksFormat) -> tuple[str, str, str]:
-    """The picks of a succeeded job as ``(text, media type, file name)``.
+def read_picks(
+    *, connection: Redis, job_id: str, client_id: str, fmt: PicksFormat
+) -> tuple[str | bytes, str, str]:
+    """The picks of a succeeded job as ``(body, media type, file name)``: text, or for ``copick`` the bytes of
+    a zip of the per-class copick files (``octopi_0_<class>.json``), which copick tools load as they are.
 
     Raises:
         NoSuchJobError: unknown job, a job of another client than ``client_id``, or its picks expired.
@@ -458,8 +462,8 @@ def read_picks(*, connection: Redis, job_id: str, client_id: str, fmt: PicksForm
     if text is None:
         raise NoSuchJobError(f"the picks of job {job_id} have expired")
     document = PicksDocument.model_validate_json(text)
-    body = render_picks(document, fmt)
-    return body, MEDIA_TYPES[fmt], f"{document.run_name}.picks.{fmt.extension}"
+    body = render_copick_zip(document) if fmt is PicksFormat.COPICK else render_picks(document, fmt)
+    return body, MEDIA_TYPES[fmt], f"{document.run_name}.picks.{fmt.download_extension}"
 
 
 def readiness(*, connection: Redis, settings: Settings) -> Readiness:

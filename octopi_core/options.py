@@ -3,6 +3,7 @@ the worker's bookkeeping can import them without loading the network)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "MIN_AXIS_VOX",
     "WINDOW_MULTIPLE_VOX",
+    "RUN_NAME_PATTERN",
+    "check_run_name",
     "window_triple",
     "parse_window",
 ]
@@ -34,6 +37,29 @@ FAST_WINDOW_VOX = (256, 128, 128)  # full depth in z, fitted y/x tiles
 FAST_OVERLAP = 0.0625
 DEFAULT_BATCH_SIZE = None  # windows per forward pass; None = as many as fit a voxel budget per device
 MIN_AXIS_VOX = 16  # thinner tomograms are refused: the smallest particle is 12 voxels across
+# A run name becomes part of file names (<run>.picks.json, <run>_<class>.star) and copick paths: no
+# separators, no leading dot. Copick and portal run names (TS_5_4, 16193, 20240101_TS.001) fit.
+RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def check_run_name(run_name: str) -> str:
+    """Return ``run_name`` when it may name a run.
+
+    Args:
+        run_name: 1 to 128 characters, letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit.
+
+    Returns:
+        ``run_name``.
+
+    Raises:
+        ValueError: naming ``run_name`` and echoing it, for anything else.
+    """
+    if not isinstance(run_name, str) or not re.fullmatch(RUN_NAME_PATTERN, run_name):
+        raise ValueError(
+            "run_name must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit; "
+            f"got {run_name!r}"
+        )
+    return run_name
 
 
 def window_triple(window_vox: int | Sequence[int]) -> tuple[int, int, int]:
@@ -79,6 +105,11 @@ class PredictOptions:
         min_score: drop picks under this confidence.
         storage_options: fsspec options for reading the tomogram (deadlines, endpoint).
         limits: voxel (after resampling), byte and chunk limits checked before any voxel is read; None = none.
+        run_name: the run name of the picks document (see :func:`check_run_name`); None = from the URI
+            (:func:`~octopi_core.pipeline.run_name_from_uri`).
+
+    Raises:
+        ValueError: for a ``run_name`` that :func:`check_run_name` refuses.
     """
 
     classes: Sequence[str] | None = None
@@ -91,3 +122,8 @@ class PredictOptions:
     min_score: float = 0.0
     storage_options: dict | None = field(default=None, hash=False, compare=False)
     limits: TomogramLimits | None = field(default=None, hash=False, compare=False)
+    run_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.run_name is not None:
+            check_run_name(self.run_name)

@@ -246,7 +246,7 @@ class Picker:
 
         Args:
             uri: local path, ``file://``, ``http(s)://`` or ``s3://`` URI of OME-Zarr or MRC.
-            options: see :class:`PredictOptions`.
+            options: see :class:`PredictOptions`; ``options.run_name`` names the run, else the URI does.
             on_stage: called when a new :class:`Stage` starts.
             progress: called with the inference fraction done (0..1).
             should_cancel: polled between z-slabs while reading and between batches of windows; True stops
@@ -294,4 +294,5 @@ class Picker:
         found = self.localize(tomogram, segmentation, options)
         timings["localize"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
-        return self.document(found, tomogram, run_name=run_name_from_uri(uri), timings_s=timings)
+        run_name = options.run_name or run_name_from_uri(uri)
+        return self.document(found, tomogram, run_name=run_name, timings_s=timings)

@@ -43,6 +43,14 @@ def test_class_subset_and_unknown_class(random_checkpoint, small_tomogram):
         picker.predict(str(small_tomogram[0]), PredictOptions(window_vox=32, classes=["apo-ferritin"]))
 
 
+def test_run_name_given_in_the_options_names_the_run(random_checkpoint, small_tomogram):
+    picker = Picker(random_checkpoint, device="cpu")
+    options = PredictOptions(window_vox=32, classes=["ribosome"], run_name="TS_001")
+    assert picker.predict(str(small_tomogram[0]), options).run_name == "TS_001"
+    with pytest.raises(ValueError, match="run_name"):
+        PredictOptions(run_name="../TS_001")
+
+
 def test_resampled_tomogram_reports_the_original_frame(random_checkpoint, tmp_path):
     # A 5 Å tomogram is resampled to the model's 10 Å; the document still describes the original.
     volume = np.random.default_rng(0).normal(size=(64, 96, 80)).astype(np.float32)

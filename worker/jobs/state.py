@@ -73,6 +73,7 @@ class JobOptions(BaseModel):
         formats: formats written to ``output_uri`` (``json``, ``csv``, ``star``, ``copick``, ``ndjson``).
         output_uri: directory or prefix that receives ``<run_name>.picks.<format>`` files, or None.
         window_vox, overlap, batch_size: sliding-window settings (voxels, fraction, windows per pass).
+        run_name: the run name of the picks (and of the output files); None = from the tomogram URI.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -85,6 +86,7 @@ class JobOptions(BaseModel):
     window_vox: tuple[int, int, int] = DEFAULT_WINDOW_VOX
     overlap: float = DEFAULT_OVERLAP
     batch_size: int | None = DEFAULT_BATCH_SIZE
+    run_name: str | None = None
 
     def predict_options(self, storage_options: dict | None = None) -> PredictOptions:
         """The pipeline's options for this job."""
@@ -96,6 +98,7 @@ class JobOptions(BaseModel):
             batch_size=self.batch_size,
             tta=self.tta,
             storage_options=storage_options,
+            run_name=self.run_name,
         )
 
 
@@ -115,8 +118,9 @@ def result_digest(
     """Key under which a finished result is reused: tomogram URI and content identity, model, the
     options that change the picks, and the owner; None when the tomogram has no content identity.
 
-    Output formats, ``output_uri`` and ``batch_size`` do not change the picks and are left out. The URI is
-    kept in because an ETag or a size-mtime pair is only unique per URL.
+    Output formats, ``output_uri`` and ``batch_size`` do not change the picks and are left out; ``run_name``
+    changes the document, so it is in. The URI is kept in because an ETag or a size-mtime pair is only
+    unique per URL.
 
     Args:
         owner: client id of the job's owner, so results are reused only within one owner; None gives the
@@ -135,6 +139,8 @@ def result_digest(
         "window_vox": options.window_vox,
         "overlap": options.overlap,
     }
+    if options.run_name is not None:  # only when set: digests of jobs without one stay as they were
+        material["run_name"] = options.run_name
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

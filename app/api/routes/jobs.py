@@ -89,12 +89,14 @@ def read_picks(
         PicksFormat, Query(description="json (default), csv, star, copick or ndjson")
     ] = PicksFormat.JSON,
 ) -> Response:
-    """The picks of a succeeded job (xyz in Å; STAR and NDJSON in voxels of the original tomogram)."""
-    text, media_type, filename = service.read_picks(
+    """The picks of a succeeded job: xyz in Å (STAR: Å from the tomogram centre; NDJSON: voxels of the
+    original tomogram); copick as a zip of per-class copick files."""
+    body, media_type, filename = service.read_picks(
         connection=connection, job_id=job_id, client_id=client, fmt=format
     )
+    disposition = "attachment" if format is PicksFormat.COPICK else "inline"
     return Response(
-        text, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{filename}"'}
+        body, media_type=media_type, headers={"Content-Disposition": f'{disposition}; filename="{filename}"'}
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -113,14 +116,43 @@ def test_picks_in_every_format(client, redis_conn, service_settings, tomograms):
         "run_name,particle_type,x,y,z,score",
         "small,ribosome,100.0,200.0,150.0,0.9",
     ]
+    # issue 15: STAR in RELION 5's centred Å, NDJSON portal points (the markers change, as the issue asks)
     for fmt, marker in (
-        ("star", "rlnCoordinateX"),
-        ("ndjson", "orientedPoint"),
-        ("copick", "pickable_object_name"),
+        ("star", "rlnCenteredCoordinateXAngst"),
+        ("ndjson", '"type": "point"'),
     ):
         response = client.get(f"/jobs/{job_id}/picks", params={"format": fmt})
         assert response.status_code == 200 and marker in response.text, fmt
     assert client.get(f"/jobs/{job_id}/picks", params={"format": "xml"}).status_code == 422
+
+
+def test_copick_picks_are_a_zip_of_copick_files(client, redis_conn, service_settings, tomograms):
+    job_id = _submit(client, tomograms.small, classes=["ribosome", "apo-ferritin"]).json()["id"]
+    _succeed(redis_conn, service_settings, job_id)
+    response = client.get(f"/jobs/{job_id}/picks", params={"format": "copick"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"] == 'attachment; filename="small.picks.copick.zip"'
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.namelist() == ["octopi_0_ribosome.json"]  # <user>_<session>_<object>.json, as copick
+        content = json.loads(archive.read("octopi_0_ribosome.json"))
+    assert (content["pickable_object_name"], content["user_id"], content["session_id"]) == (
+        "ribosome",
+        "octopi",
+        "0",
+    )
+    assert content["run_name"] == "small" and content["unit"] == "angstrom"
+    assert [p["location"] for p in content["points"]] == [{"x": 100.0, "y": 200.0, "z": 150.0}]
+
+
+def test_run_name_is_a_job_option(client, tomograms):
+    job = _submit(client, tomograms.small, run_name="TS_001").json()
+    assert job["options"]["run_name"] == "TS_001"
+    other = _submit(client, tomograms.small).json()
+    assert other["options"]["run_name"] is None and other["id"] != job["id"]
+    for bad in ("", "../etc", "a/b", ".hidden", "x" * 129):
+        response = _submit(client, tomograms.small, run_name=bad)
+        assert response.status_code == 422, bad
 
 
 def test_idempotency_key_returns_the_same_job(client, tomograms):
