@@ -12,14 +12,18 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from octopi_core.exceptions import OctopiError
 from octopi_core.settings import Settings, get_settings
@@ -35,6 +39,15 @@ from .core.problem import PROBLEM_MEDIA_TYPE, problem_from_exception
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+_UI_DIR = Path(__file__).with_name("ui")
+# The page's own files only: no inline script or style, images only from blob: URLs it makes itself.
+_UI_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 _HANDLED = (
     StarletteHTTPException,
     RequestValidationError,
@@ -93,11 +106,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis.close()
 
 
+class _UiFiles(StaticFiles):
+    """The jobs page's static files, each sent with :data:`_UI_HEADERS`."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(_UI_HEADERS)
+        return response
+
+
+def _mount_ui(app: FastAPI) -> None:
+    """Serve ``app/ui/`` at ``/ui/`` and send ``/`` there."""
+    app.mount("/ui", _UiFiles(directory=_UI_DIR, html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway for ``settings`` (default: from the environment).
 
     ``/docs``, ``/redoc`` and ``/openapi.json`` are served only with ``settings.docs_enabled`` (by default
-    in development).
+    in development); the jobs page at ``/ui/`` only with ``settings.ui_enabled`` (by default).
 
     Raises:
         ValueError: production settings without API keys (:meth:`Settings.check_gateway`).
@@ -129,4 +160,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     app.include_router(api_router)
+    if settings.ui_enabled:
+        _mount_ui(app)
     return app

@@ -16,6 +16,7 @@ __all__ = [
     "JobOptionsPublic",
     "JobLinks",
     "JobPublic",
+    "JobsPublic",
     "Problem",
     "ModelPublic",
     "ModelsPublic",
@@ -116,6 +117,7 @@ class JobLinks(BaseModel):
     self_: str = Field(alias="self")
     picks: str
     cancel: str
+    preview: str = Field(description="PNG of the picks over the tomogram, once succeeded")
 
 
 class Problem(BaseModel):
@@ -159,6 +161,13 @@ class JobPublic(BaseModel):
     reused_from: str | None = Field(None, description="id of the job whose identical result was reused")
     error: Problem | None = Field(None, description="why the job failed")
     links: JobLinks
+
+
+class JobsPublic(BaseModel):
+    """The caller's most recent jobs, newest first."""
+
+    data: list[JobPublic]
+    count: int
 
 
 class ModelPublic(BaseModel):

@@ -29,8 +29,8 @@ from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings
 from worker.jobs import stats
 from worker.jobs.exceptions import JobNotFinishedError, NoSuchJobError
-from worker.jobs.keys import idempotency_key, job_key, reuse_key
-from worker.jobs.lifecycle import cancel_job, create_job, create_reused_job
+from worker.jobs.keys import idempotency_key, job_key, preview_key, reuse_key
+from worker.jobs.lifecycle import cancel_job, create_job, create_reused_job, recent_job_ids
 from worker.jobs.queue import queue_position
 from worker.jobs.state import (
     JobOptions,
@@ -56,6 +56,7 @@ from .schemas import (
     JobLinks,
     JobOptionsPublic,
     JobPublic,
+    JobsPublic,
     ModelPublic,
     ModelsPublic,
     Problem,
@@ -68,9 +69,11 @@ if TYPE_CHECKING:
 __all__ = [
     "submit_job",
     "read_job",
+    "list_jobs",
     "describe",
     "cancel",
     "read_picks",
+    "read_preview",
     "list_models",
     "readiness",
     "MEDIA_TYPES",
@@ -414,7 +417,7 @@ def _public(connection: Redis, settings: Settings, record: JobRecord) -> JobPubl
         outputs=record.outputs,
         reused_from=_reused_from(connection, record),
         error=error,
-        links=JobLinks(self_=base, picks=f"{base}/picks", cancel=base),
+        links=JobLinks(self_=base, picks=f"{base}/picks", cancel=base, preview=f"{base}/preview.png"),
     )
 
 
@@ -425,6 +428,22 @@ def read_job(*, connection: Redis, settings: Settings, job_id: str, client_id: s
         NoSuchJobError: unknown or expired job, or a job of another client than ``client_id``.
     """
     return _public(connection, settings, JobRecord.fetch(connection, job_id, owner=client_id))
+
+
+def list_jobs(*, connection: Redis, settings: Settings, client_id: str, limit: int) -> JobsPublic:
+    """The newest ``limit`` jobs of ``client_id`` (only its own), newest first; expired ones are left out.
+
+    Raises:
+        ValueError: ``limit`` outside 1..``worker.jobs.lifecycle.OWNER_JOBS_KEPT``.
+    """
+    ids = recent_job_ids(connection, client_id, limit=limit)
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hgetall(job_key(job_id))
+        raws = pipe.execute()
+    records = [JobRecord.from_mapping(raw) for raw in raws if raw and (b"id" in raw or "id" in raw)]
+    data = [_public(connection, settings, r) for r in records if r.client_id == client_id]
+    return JobsPublic(data=data, count=len(data))
 
 
 def describe(*, connection: Redis, settings: Settings, record: JobRecord) -> JobPublic:
@@ -464,6 +483,33 @@ def read_picks(
     document = PicksDocument.model_validate_json(text)
     body = render_copick_zip(document) if fmt is PicksFormat.COPICK else render_picks(document, fmt)
     return body, MEDIA_TYPES[fmt], f"{document.run_name}.picks.{fmt.download_extension}"
+
+
+def read_preview(*, connection: Redis, job_id: str, client_id: str) -> bytes:
+    """A PNG of a succeeded job's picks over its tomogram, drawn from the projection its worker kept.
+
+    A job that reused another's result shows that job's projection (the same tomogram and picks).
+
+    Raises:
+        NoSuchJobError: unknown job, a job of another client than ``client_id``, or its result or
+            projection expired (or it was made before previews were kept).
+        JobNotFinishedError: the job has not succeeded.
+    """
+    record = JobRecord.fetch(connection, job_id, owner=client_id)
+    if record.status is not JobStatus.SUCCEEDED:
+        raise JobNotFinishedError(
+            f"job {job_id} is {record.status.value}; a preview exists only once it succeeded"
+        )
+    text = fetch_result(connection, job_id)
+    data = connection.get(preview_key(job_id))
+    if data is None and record.reused_from:
+        data = connection.get(preview_key(record.reused_from))
+    if text is None or data is None:
+        raise NoSuchJobError(f"job {job_id} has no preview (expired, or made before previews were kept)")
+    # numpy and matplotlib load here, on the first preview, not with the gateway
+    from octopi_core.preview import PreviewProjection, render_preview_png
+
+    return render_preview_png(PreviewProjection.from_bytes(data), PicksDocument.model_validate_json(text))
 
 
 def readiness(*, connection: Redis, settings: Settings) -> Readiness:

@@ -141,6 +141,8 @@ class Settings(BaseSettings):
             credentials, and it holds only aggregates (route templates, counts, durations; no job ids,
             URIs or keys). Set False where the gateway port is reachable by untrusted clients and
             nothing scrapes it.
+        ui_enabled: serve the jobs page at ``/ui`` (and redirect ``/`` to it); env ``OCTOPI_UI`` (default
+            True). The page holds no data itself: it asks for an API key and calls the JSON routes with it.
     """
 
     model_config = SettingsConfigDict(
@@ -192,6 +194,7 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     docs_enabled: bool | None = None
     metrics_enabled: bool = True
+    ui_enabled: bool = Field(True, validation_alias=AliasChoices("OCTOPI_UI", "ui_enabled"))
     # -- bounded work per request (issue 14); max_tomogram_voxels/bytes and open_timeout_s above --
     max_tomogram_chunks: int = Field(DEFAULT_MAX_CHUNKS, ge=1)
     max_opens_per_client: int = Field(2, ge=1)

@@ -21,15 +21,15 @@ from pydantic import BaseModel
 
 from ..device import select_device
 from ..exceptions import OctopiError, TrainingDataError
-from ..loss import focal_tversky_loss
+from ..loss import cross_entropy_loss, focal_tversky_loss
 from ..metric import Score
 from ..model import build_model, save_checkpoint
 from ..model_config import ModelConfig
-from ..synth import Phantom, make_phantom
+from ..synth import make_phantom
 from .config import TrainConfig
 from .curves import plot_curves
-from .sampling import TomogramMaker, cut_batches
-from .tuning import tune_checkpoint, validate_model
+from .sampling import Sample, TomogramMaker, TrainingData, cut_batches
+from .tuning import LabelledVolume, tune_checkpoint, tune_checkpoint_on, validate_model
 
 __all__ = ["TrainingResult", "train"]
 
@@ -64,11 +64,24 @@ def _lr_factor(step: int, total_steps: int, min_fraction: float) -> float:
     return min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None) -> TrainingResult:
+def train(
+    config: TrainConfig,
+    *,
+    on_epoch: Callable[[dict], None] | None = None,
+    data: TrainingData | None = None,
+) -> TrainingResult:
     """Run (or resume) training as configured; return the best checkpoint and its scores.
 
     Writes to ``config.output_dir``: ``best/`` (checkpoint), ``last.pt`` (resume state: tensors
     and numbers only), ``metrics.jsonl`` (one line per epoch) and ``curves.png``.
+
+    Args:
+        config: every setting of the run.
+        on_epoch: called with each epoch's record; default None.
+        data: labelled tomograms to train, validate and tune on instead of generated ones
+            (fine-tuning, :mod:`octopi_core.train.finetune`); generated tomograms of
+            ``config.train_settings`` are then only mixed in at ``data.synthetic_fraction``.
+            Default None: generated tomograms throughout.
 
     Raises:
         TrainingDataError: when the generated data hold no labelled particles.
@@ -110,20 +123,44 @@ def train(config: TrainConfig, *, on_epoch: Callable[[dict], None] | None = None
         model.load_state_dict(start)
         ema.load_state_dict(start)
 
-    val_phantoms = [
-        make_phantom(1_000_000 + config.seed * 1000 + i, config.val_settings)
-        for i in range(config.val_tomograms)
-    ]
+    val_phantoms: list[LabelledVolume] = (
+        list(data.validation)
+        if data is not None
+        else [
+            make_phantom(1_000_000 + config.seed * 1000 + i, config.val_settings)
+            for i in range(config.val_tomograms)
+        ]
+    )
     maker = TomogramMaker(config)
     try:
         state, stopped_because = _train_epochs(
-            config, model, ema, optimizer, model_config, val_phantoms, maker, state, device, out, on_epoch
+            config,
+            model,
+            ema,
+            optimizer,
+            model_config,
+            val_phantoms,
+            maker,
+            state,
+            device,
+            out,
+            on_epoch,
+            data,
         )
     finally:
         maker.close()
     if state["best_epoch"] < 0:
         raise OctopiError("training finished without a validation; no checkpoint was written")
-    if config.tune_localization:
+    if config.tune_localization and data is not None:
+        # Fine-tuning: the thresholds are chosen on the user's held-out data, not generated ones.
+        tune_checkpoint_on(
+            out / "best",
+            data.validation,
+            tuned_on={"held_out": data.provenance.get("validation", {})},
+            window_vox=config.val_window_vox,
+            device=config.device,
+        )
+    elif config.tune_localization:
         tune_checkpoint(
             out / "best",
             config.generator_settings(config.tune_data),
@@ -149,12 +186,13 @@ def _train_epochs(
     ema: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     model_config: ModelConfig,
-    val_phantoms: list[Phantom],
+    val_phantoms: list[LabelledVolume],
     maker: TomogramMaker,
     state: dict[str, Any],
     device: torch.device,
     out: Path,
     on_epoch: Callable[[dict], None] | None,
+    data: TrainingData | None,
 ) -> tuple[dict[str, Any], str]:
     """Train epoch by epoch from ``state`` until done, stale or out of time; return the state and why it stopped."""
     total_steps = config.epochs * config.steps_per_epoch
@@ -162,33 +200,57 @@ def _train_epochs(
     use_bf16 = config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # one patch shape throughout
+    # Generated tomograms: the whole pool, or (fine-tuning) only those mixed in, when any are.
+    generated = data is None or data.synthetic_fraction > 0
     pool_seed = config.seed * 1_000_003
-    pool = maker.submit(list(range(pool_seed, pool_seed + config.train_pool_size)))()
-    if not any(s.centres_vox for s in pool):
+    pool: list[Sample] = (
+        maker.submit(list(range(pool_seed, pool_seed + config.train_pool_size)))() if generated else []
+    )
+    if data is None and not any(s.centres_vox for s in pool):
         raise TrainingDataError("the generated training tomograms contain no labelled particles")
-    next_seed = pool_seed + config.train_pool_size + state["epoch"] * config.refresh_per_epoch
+    if data is not None and not any(s.centres_vox for s in data.pool):
+        raise TrainingDataError("the labelled training tomograms hold no picks in their training regions")
+    refresh = config.refresh_per_epoch if generated else 0
+    next_seed = pool_seed + config.train_pool_size + state["epoch"] * refresh
     stopped_because = "finished all epochs"
     started = time.monotonic() - state["wall_s"]
     while state["epoch"] < config.epochs:
         epoch = state["epoch"]
         # The pool's next tomograms are made while this epoch trains (with data workers).
-        renewals = maker.submit(list(range(next_seed, next_seed + config.refresh_per_epoch)))
-        next_seed += config.refresh_per_epoch
+        renewals = maker.submit(list(range(next_seed, next_seed + refresh)))
+        next_seed += refresh
         noise = torch.Generator(device=device).manual_seed(
             int(np.random.default_rng([config.seed, epoch]).integers(2**63))
         )
         model.train()
         losses = []
-        for batch in cut_batches(pool, config, epoch):
+        batches = (
+            cut_batches(pool, config, epoch)
+            if data is None
+            else cut_batches(
+                data.pool, config, epoch, synthetic=pool, synthetic_fraction=data.synthetic_fraction
+            )
+        )
+        for batch in batches:
             images, targets = batch.on(device, noise)
+            labelled = batch.labelled_on(device)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * _lr_factor(state["step"], total_steps, config.lr_min_fraction)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(images)
             logits = logits.float()
-            loss = focal_tversky_loss(logits, targets, alpha=config.loss_alpha, gamma=config.loss_gamma)
-            if config.cross_entropy_weight:
-                loss = loss + config.cross_entropy_weight * F.cross_entropy(logits, targets)
+            if labelled is None:
+                loss = focal_tversky_loss(logits, targets, alpha=config.loss_alpha, gamma=config.loss_gamma)
+                if config.cross_entropy_weight:
+                    loss = loss + config.cross_entropy_weight * F.cross_entropy(logits, targets)
+            else:  # partial labels: unlabelled classes are merged into background, not taught as it
+                loss = focal_tversky_loss(
+                    logits, targets, alpha=config.loss_alpha, gamma=config.loss_gamma, labelled=labelled
+                )
+                if config.cross_entropy_weight:
+                    loss = loss + config.cross_entropy_weight * cross_entropy_loss(
+                        logits, targets, labelled=labelled
+                    )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -210,7 +272,7 @@ def _train_epochs(
             )
         # Renew part of the pool so the network keeps seeing new tomograms.
         for i, sample in enumerate(renewals()):
-            pool[(epoch * config.refresh_per_epoch + i) % len(pool)] = sample
+            pool[(epoch * refresh + i) % len(pool)] = sample
         record: dict[str, Any] = {
             "epoch": epoch,
             "step": state["step"],
@@ -237,7 +299,10 @@ def _train_epochs(
             current = mean_f if config.selection_metric == "mean_f_beta" else score.weighted_f_beta
             if current > state["best_score"]:
                 state.update(best_score=current, best_epoch=epoch, stale=0)
-                _save_best(ema, model_config, config, out, epoch, score, state.get("init_version"))
+                provenance = data.provenance if data is not None else None
+                _save_best(
+                    ema, model_config, config, out, epoch, score, state.get("init_version"), provenance
+                )
             else:
                 state["stale"] += 1
         state["epoch"] = epoch + 1
@@ -274,18 +339,22 @@ def _save_best(
     epoch: int,
     score: Score,
     init_version: str | None,
+    provenance: dict | None = None,
 ) -> None:
     recipe = config.model_dump(mode="json", exclude={"output_dir", "device", "threads"})
     if init_version:
         recipe["init_version"] = init_version  # the model this run started from
+    training: dict[str, Any] = {
+        "recipe": recipe,
+        "epoch": epoch,
+        "seed": config.seed,
+        "target_radius_fraction": config.target_radius_fraction,
+    }
+    if provenance is not None:
+        training["data"] = provenance  # fine-tuning: which labelled tomograms, users and split
     saved_config = model_config.model_copy(
         update={
-            "training": {
-                "recipe": recipe,
-                "epoch": epoch,
-                "seed": config.seed,
-                "target_radius_fraction": config.target_radius_fraction,
-            },
+            "training": training,
             "scores": {"validation": score.as_dict()},
         }
     )

@@ -11,7 +11,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,11 +24,18 @@ from ..synth import Phantom, PhantomSettings, make_phantom
 from .config import TrainConfig
 from .targets import paint_targets
 
-__all__ = ["Sample", "Batch", "PatchSampler", "make_sample", "TomogramMaker", "cut_batches"]
+__all__ = ["Sample", "Batch", "PatchSampler", "TrainingData", "make_sample", "TomogramMaker", "cut_batches"]
 
 
 class Sample:
-    """One pool tomogram: normalised volume, target labels, particle and clutter centres (voxels)."""
+    """One pool tomogram: normalised volume, target labels, particle and clutter centres (voxels).
+
+    ``labelled`` is None when the targets label every class (generated tomograms), else a
+    ``(C,)`` bool array (background first) of the classes its picks cover: see
+    :func:`~octopi_core.loss.focal_tversky_loss`.
+    """
+
+    labelled: np.ndarray | None = None
 
     def __init__(self, phantom: Phantom, target_radius_fraction: float) -> None:
         self.volume = normalize_volume(phantom.volume.astype(np.float32, copy=False))
@@ -41,6 +48,31 @@ class Sample:
         }
         self.clutter_vox = xyz_a_to_zyx_vox(phantom.clutter_xyz_a, vs)
 
+    @classmethod
+    def from_arrays(
+        cls,
+        volume: np.ndarray,
+        labels: np.ndarray,
+        centres_vox: dict[str, np.ndarray],
+        labelled: np.ndarray,
+    ) -> Sample:
+        """A sample of labelled data that are not generated (fine-tuning on the user's tomograms).
+
+        Args:
+            volume: ``(Z, Y, X)`` float32, normalised.
+            labels: ``(Z, Y, X)`` uint8 targets, as :func:`~octopi_core.train.paint_targets` paints them.
+            centres_vox: class name -> ``(N, 3)`` particle centres, zyx voxels (classes with picks only).
+            labelled: ``(C,)`` bool, background first: the classes the picks cover.
+
+        Returns:
+            The sample (no clutter centres).
+        """
+        sample = cls.__new__(cls)
+        sample.volume, sample.labels, sample.centres_vox = volume, labels, centres_vox
+        sample.clutter_vox = np.zeros((0, 3))
+        sample.labelled = np.asarray(labelled, bool)
+        return sample
+
 
 @dataclass
 class Batch:
@@ -49,6 +81,7 @@ class Batch:
     images: np.ndarray  # (B, 1, P, P, P) float32
     targets: np.ndarray  # (B, P, P, P) uint8
     noise_std: np.ndarray  # (B,) float32
+    labelled: np.ndarray | None = None  # (B, C) bool, the classes each patch's targets cover; None = all
 
     def on(self, device: torch.device, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch on ``device``, noised there: on a GPU the CPU would otherwise be the bottleneck."""
@@ -57,39 +90,63 @@ class Batch:
         images = images + noise * torch.from_numpy(self.noise_std).to(device).view(-1, 1, 1, 1, 1)
         return images, torch.from_numpy(self.targets).to(device, non_blocking=True).long()
 
+    def labelled_on(self, device: torch.device) -> torch.Tensor | None:
+        """The ``(B, C)`` bool mask of labelled classes on ``device``; None when every class is labelled."""
+        return None if self.labelled is None else torch.from_numpy(self.labelled).to(device)
+
 
 class PatchSampler:
     """Cuts augmented training patches centred (with jitter) on particles of a chosen class, on
     clutter proteins (hard negatives) or anywhere (background). Each batch draws from its own
-    random generator, so batches can be cut in any order, by any number of threads."""
+    random generator, so batches can be cut in any order, by any number of threads.
 
-    def __init__(self, config: TrainConfig) -> None:
-        self.config = config
+    With a ``synthetic`` pool given to :meth:`cut`, a ``synthetic_fraction`` of the patches comes from it.
+    """
+
+    def __init__(self, config: TrainConfig, synthetic_fraction: float = 0.0) -> None:
+        if not 0.0 <= synthetic_fraction <= 1.0:
+            raise ValueError(f"synthetic_fraction must be in [0, 1], got {synthetic_fraction!r}")
+        self.config, self.synthetic_fraction = config, synthetic_fraction
         names = [p.name for p in PARTICLE_CLASSES]
         weights = np.array([config.class_sampling_weights.get(n, 0.0) for n in names], float)
         if weights.sum() <= 0:
             raise ValueError("class_sampling_weights must give some class a positive weight")
         self.class_names, self.class_p = names, weights / weights.sum()
 
-    def cut(self, pool: list[Sample], rng: np.random.Generator) -> Batch:
+    def cut(
+        self, pool: list[Sample], rng: np.random.Generator, synthetic: list[Sample] | None = None
+    ) -> Batch:
         """Cut one batch of ``config.batch_size`` augmented patches.
 
         Args:
             pool: the tomograms to cut from.
             rng: the batch's own random generator.
+            synthetic: generated tomograms mixed in at ``synthetic_fraction`` of the patches; default None.
 
         Returns:
-            The batch: ``(B, 1, P, P, P)`` float32 images, ``(B, P, P, P)`` uint8 targets, ``(B,)`` noise levels.
+            The batch: ``(B, 1, P, P, P)`` float32 images, ``(B, P, P, P)`` uint8 targets, ``(B,)`` noise
+            levels and, when some patch comes from partially labelled data, the ``(B, C)`` labelled mask.
 
         Raises:
             TrainingDataError: when no tomogram of ``pool`` holds a labelled particle.
         """
-        images, targets = zip(*(self._patch(pool, rng) for _ in range(self.config.batch_size)))
+        images, targets, labelled = zip(
+            *(self._patch(pool, rng, synthetic) for _ in range(self.config.batch_size))
+        )
         noise_std = rng.uniform(*self.config.noise_std, len(targets)).astype(np.float32)
-        return Batch(np.stack(images)[:, None], np.stack(targets), noise_std)
+        mask = None
+        if any(m is not None for m in labelled):
+            every = np.ones(len(PARTICLE_CLASSES) + 1, bool)
+            mask = np.stack([every if m is None else m for m in labelled])
+        return Batch(np.stack(images)[:, None], np.stack(targets), noise_std, mask)
 
-    def _patch(self, pool: list[Sample], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _patch(
+        self, pool: list[Sample], rng: np.random.Generator, synthetic: list[Sample] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         size = self.config.patch_vox
+        # Drawn only when mixing, so that runs without it cut exactly the patches they always did.
+        if synthetic and rng.random() < self.synthetic_fraction:
+            pool = synthetic
         sample = pool[rng.integers(len(pool))]
         shape = np.array(sample.volume.shape)
         kind = rng.random()
@@ -128,7 +185,7 @@ class PatchSampler:
             if rng.random() < 0.5:
                 image, target = np.flip(image, axis), np.flip(target, axis)
         image = image * np.float32(rng.uniform(*self.config.intensity_scale)) + np.float32(rng.normal(0, 0.1))
-        return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(target)
+        return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(target), sample.labelled
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
@@ -181,7 +238,14 @@ class TomogramMaker:
             self._executor.shutdown(cancel_futures=True)
 
 
-def cut_batches(pool: list[Sample], config: TrainConfig, epoch: int) -> Iterator[Batch]:
+def cut_batches(
+    pool: list[Sample],
+    config: TrainConfig,
+    epoch: int,
+    *,
+    synthetic: list[Sample] | None = None,
+    synthetic_fraction: float = 0.0,
+) -> Iterator[Batch]:
     """The epoch's batches in order, cut a few steps ahead by ``config.data_threads`` threads
     (numpy's copies release the GIL). Batch ``i`` always comes from the seed ``(seed, epoch, i)``.
 
@@ -189,14 +253,16 @@ def cut_batches(pool: list[Sample], config: TrainConfig, epoch: int) -> Iterator
         pool: the tomograms to cut from.
         config: the training config (seed, batch and patch sizes, sampling fractions, steps, threads).
         epoch: the epoch, part of every batch's seed.
+        synthetic: generated tomograms to mix in (fine-tuning); default None.
+        synthetic_fraction: the share of patches cut from ``synthetic``, in [0, 1]; default 0.
 
     Returns:
         An iterator over ``config.steps_per_epoch`` batches.
     """
-    sampler = PatchSampler(config)
+    sampler = PatchSampler(config, synthetic_fraction)
 
     def cut(step: int) -> Batch:
-        return sampler.cut(pool, np.random.default_rng([config.seed, epoch, step]))
+        return sampler.cut(pool, np.random.default_rng([config.seed, epoch, step]), synthetic)
 
     lookahead = 2 * config.data_threads
     with ThreadPoolExecutor(config.data_threads) as cutters:
@@ -206,3 +272,23 @@ def cut_batches(pool: list[Sample], config: TrainConfig, epoch: int) -> Iterator
             if step + lookahead < config.steps_per_epoch:
                 ahead.append(cutters.submit(cut, step + lookahead))
             yield batch
+
+
+@dataclass
+class TrainingData:
+    """Labelled tomograms that a run trains on in place of generated ones (fine-tuning).
+
+    Attributes:
+        pool: the training samples (only their training regions), kept for the whole run.
+        validation: held-out volumes with ``volume``, ``voxel_size_zyx_a`` and ``truth_document(run_name)``
+            whose picks' keys are the classes they label (:class:`~octopi_core.train.tuning.LabelledVolume`).
+        synthetic_fraction: share of patches cut from generated tomograms (``config.train_settings``,
+            renewed as in normal training), so that classes the user did not label are not forgotten.
+        provenance: JSON-safe description (source, runs, users, split), stored in the checkpoint's
+            ``training.data``.
+    """
+
+    pool: list[Sample]
+    validation: list
+    synthetic_fraction: float = 0.0
+    provenance: dict = field(default_factory=dict)

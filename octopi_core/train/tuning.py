@@ -6,8 +6,9 @@ the choice in a checkpoint's config.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,22 +21,38 @@ from ..localize import DEFAULT_TARGET_RADIUS_FRACTION, localize_particles
 from ..metric import Score, score_documents
 from ..options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX
 from ..particles import PARTICLE_CLASSES
-from ..synth import Phantom, PhantomSettings, make_phantom
+from ..picks import PicksDocument
+from ..synth import PhantomSettings, make_phantom
 
 __all__ = [
+    "LabelledVolume",
     "WindowVox",
     "segment_all",
     "score_segmentations",
     "validate_model",
     "tune_localization",
     "tune_checkpoint",
+    "tune_checkpoint_on",
 ]
 
 WindowVox = int | tuple[int, int, int] | None
 
 
+class LabelledVolume(Protocol):
+    """A tomogram with its truth: a generated :class:`~octopi_core.synth.Phantom`, or a user's held-out one.
+
+    ``volume`` is ``(Z, Y, X)`` float, ``voxel_size_zyx_a`` in Å. The keys of ``truth_document(...).picks``
+    are the classes the truth labels (an empty list: labelled, none there); other classes are not scored.
+    """
+
+    volume: np.ndarray
+    voxel_size_zyx_a: tuple[float, float, float]
+
+    def truth_document(self, run_name: str, tomogram_uri: str = "") -> PicksDocument: ...
+
+
 def segment_all(
-    model: torch.nn.Module, phantoms: list[Phantom], window_vox: WindowVox, device: torch.device
+    model: torch.nn.Module, phantoms: Sequence[LabelledVolume], window_vox: WindowVox, device: torch.device
 ) -> list:
     """Segment each phantom's whole volume with ``model`` by sliding windows.
 
@@ -65,8 +82,14 @@ def segment_all(
     return segmentations
 
 
-def score_segmentations(segmentations: list, phantoms: list[Phantom], **localize_settings: Any) -> Score:
+def score_segmentations(
+    segmentations: list, phantoms: Sequence[LabelledVolume], **localize_settings: Any
+) -> Score:
     """Localize particles in the segmentations and score them against the phantoms' truth (CZII F-beta).
+
+    When some truth labels only part of the classes, each tomogram is scored on the classes its truth
+    labels (picks of the others are dropped), and a class no tomogram has truth or picks of is left
+    out of the weighted score; with every class labelled the score is the plain CZII one.
 
     Args:
         segmentations: one :func:`segment_all` result per phantom.
@@ -95,12 +118,19 @@ def score_segmentations(segmentations: list, phantoms: list[Phantom], **localize
             )
         )
         truth.append(phantom.truth_document(run))
-    return score_documents(picks, truth)
+    every = {p.name for p in PARTICLE_CLASSES}
+    partial = any(set(doc.picks) != every for doc in truth)
+    if partial:
+        picks = [
+            doc.model_copy(update={"picks": {k: v for k, v in doc.picks.items() if k in known.picks}})
+            for doc, known in zip(picks, truth)
+        ]
+    return score_documents(picks, truth, skip_empty_classes=partial)
 
 
 def validate_model(
     model: torch.nn.Module,
-    phantoms: list[Phantom],
+    phantoms: Sequence[LabelledVolume],
     *,
     window_vox: WindowVox,
     target_radius_fraction: float,
@@ -124,7 +154,7 @@ def validate_model(
 
 def tune_localization(
     model: torch.nn.Module,
-    phantoms: list[Phantom],
+    phantoms: Sequence[LabelledVolume],
     *,
     window_vox: WindowVox,
     target_radius_fraction: float,
@@ -190,26 +220,51 @@ def tune_checkpoint(
     The weights are untouched, so the version stays the same; ``config.json`` gains
     ``training.localize`` (per-class thresholds, min_volume_fraction, the tuning score and data).
     """
+    phantoms = [make_phantom(seed + i, settings) for i in range(count)]
+    tuned_on = {
+        "count": count,
+        "seed": seed,
+        "shape_zyx": list(settings.shape_zyx),
+        "settings": settings.model_dump(mode="json"),
+    }
+    return tune_checkpoint_on(
+        checkpoint_dir, phantoms, tuned_on=tuned_on, window_vox=window_vox, device=device
+    )
+
+
+def tune_checkpoint_on(
+    checkpoint_dir: str | Path,
+    volumes: Sequence[LabelledVolume],
+    *,
+    tuned_on: dict[str, Any],
+    window_vox: WindowVox = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Tune a checkpoint's localization on the given labelled tomograms and store it in its config.
+
+    Args:
+        checkpoint_dir: the checkpoint, changed in place (``config.json`` only; the version stays).
+        volumes: the tomograms to tune on, with their truth.
+        tuned_on: JSON-safe description of ``volumes``, stored as ``training.localize.tuned_on``.
+        window_vox: the window, voxels; None = the inference defaults.
+        device: ``auto``, ``cpu``, ``cuda``...
+
+    Returns:
+        The ``training.localize`` block written.
+
+    Raises:
+        CheckpointError: when the checkpoint cannot be loaded.
+    """
     from ..model import load_checkpoint
     from ..model_config import CONFIG_FILE
 
     torch_device = select_device(device, asked_by="the training config")
     model, config = load_checkpoint(checkpoint_dir, device=torch_device)
-    phantoms = [make_phantom(seed + i, settings) for i in range(count)]
     fraction = float(config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION))
     chosen, score = tune_localization(
-        model, phantoms, window_vox=window_vox, target_radius_fraction=fraction, device=torch_device
+        model, volumes, window_vox=window_vox, target_radius_fraction=fraction, device=torch_device
     )
-    localize = {
-        **chosen,
-        "tuned_weighted_f_beta": score.weighted_f_beta,
-        "tuned_on": {
-            "count": count,
-            "seed": seed,
-            "shape_zyx": list(settings.shape_zyx),
-            "settings": settings.model_dump(mode="json"),
-        },
-    }
+    localize = {**chosen, "tuned_weighted_f_beta": score.weighted_f_beta, "tuned_on": tuned_on}
     updated = config.model_copy(update={"training": {**config.training, "localize": localize}})
     (Path(checkpoint_dir) / CONFIG_FILE).write_text(updated.model_dump_json(indent=2))
     return localize

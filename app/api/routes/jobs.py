@@ -16,7 +16,7 @@ from worker.jobs.state import JobStatus
 
 from ... import service
 from ...core.problem import problem_responses
-from ...schemas import JobCreate, JobPublic
+from ...schemas import JobCreate, JobPublic, JobsPublic
 from ..deps import ClientDep, IdempotencyKeyDep, RedisDep, RegistryDep, SettingsDep
 
 __all__ = ["router"]
@@ -64,6 +64,17 @@ def predict(
     return _job_response(job, 202 if created or not record.is_finished else 200)
 
 
+@router.get("/jobs", response_model=JobsPublic, responses=problem_responses(*_COMMON))
+def list_jobs(
+    settings: SettingsDep,
+    connection: RedisDep,
+    client: ClientDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="at most this many jobs")] = 50,
+) -> JobsPublic:
+    """The caller's most recent jobs (only its own), newest first."""
+    return service.list_jobs(connection=connection, settings=settings, client_id=client, limit=limit)
+
+
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=problem_responses(404, *_COMMON))
 def read_job(job_id: JobId, settings: SettingsDep, connection: RedisDep, client: ClientDep) -> JSONResponse:
     """Status, stage, progress, place in the queue, ETA, timings and, on failure, the reason."""
@@ -98,6 +109,23 @@ def read_picks(
     return Response(
         body, media_type=media_type, headers={"Content-Disposition": f'{disposition}; filename="{filename}"'}
     )
+
+
+@router.get(
+    "/jobs/{job_id}/preview.png",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/png": {}},
+            "description": "the picks over slabs and sections of the tomogram",
+        },
+        **problem_responses(404, 409, *_COMMON),
+    },
+)
+def read_preview(job_id: JobId, connection: RedisDep, client: ClientDep) -> Response:
+    """A PNG of a succeeded job's picks: z-slabs, an xz and a yz section, one circle per pick."""
+    png = service.read_preview(connection=connection, job_id=job_id, client_id=client)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.delete(
