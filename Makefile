@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup demo serve test lint typecheck check bench clean
+.PHONY: setup copick-venv demo serve test lint typecheck check bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,7 +25,20 @@ demo: setup
 serve: setup
 	$(VENV)/bin/octopi-serve serve
 
-test: setup
+# copick in a venv of its own: copick 1.31 pins zarr<3 and numcodecs<0.16, .venv needs zarr 3. The tests run
+# tests/fixtures/copick/load_picks.py in it to check copick reads the picks octopi writes (skipped without it).
+# Its dependencies pull no torch (about 780 MB, 2-3 minutes once).
+COPICK_VENV := .venv-copick
+COPICK_SPEC ?= copick==1.31.0
+
+copick-venv: $(COPICK_VENV)/.installed
+
+$(COPICK_VENV)/.installed:
+	$(PYTHON) -m venv $(COPICK_VENV)
+	$(COPICK_VENV)/bin/python -m pip install -q "$(COPICK_SPEC)"
+	touch $@
+
+test: setup copick-venv
 	$(PY) -m pytest
 
 # The project's own checks; .ci/run runs both before the tests.
