@@ -178,7 +178,9 @@ def prepare_finetune_data(
         count = max(1, round(len(labelled) * _HOLDOUT_FRACTION))
         order = np.random.default_rng(seed).permutation(len(labelled))
         held = {labelled[i].run_name for i in order[:count]}
-    pool, validation, split = [], [], {}
+    pool: list[Sample] = []
+    validation: list[HeldOutVolume] = []
+    split: dict[str, dict[str, Any]] = {}
     for item in labelled:
         tomogram = load_tomogram(
             item.tomogram_uri, target_voxel_size_a=model_voxel_size_a, voxel_size_a=item.voxel_size_a
@@ -196,7 +198,7 @@ def prepare_finetune_data(
         volume = tomogram.volume
         if item.run_name in held:
             validation.append(HeldOutVolume(volume, vs, _truth(truth_xyz_a, item.run_name, vs, volume.shape)))
-            split[item.run_name] = {"role": "validation"}
+            split[item.run_name] = {"role": "validation", "labelled_classes": classes}
             continue
         labels = paint_targets(volume.shape, truth_xyz_a, vs, target_radius_fraction)
         train_y, val_y = (
@@ -205,7 +207,11 @@ def prepare_finetune_data(
             else _y_blocks(volume.shape[1], vs[1])
         )
         pool.append(_sample(volume, labels, truth_xyz_a, vs, train_y, classes))
-        split[item.run_name] = {"role": "training", "train_y_vox": [train_y.start, train_y.stop]}
+        split[item.run_name] = {
+            "role": "training",
+            "labelled_classes": classes,
+            "train_y_vox": [train_y.start, train_y.stop],
+        }
         if val_y is not None:
             crop = np.ascontiguousarray(volume[:, val_y])
             shifted = {n: p - np.array([0.0, val_y.start * vs[1], 0.0]) for n, p in truth_xyz_a.items()}
@@ -214,7 +220,6 @@ def prepare_finetune_data(
                 HeldOutVolume(crop, vs, _truth(inside, f"{item.run_name}-y-block", vs, crop.shape))
             )
             split[item.run_name]["validation_y_vox"] = [val_y.start, val_y.stop]
-        split[item.run_name]["labelled_classes"] = classes
     record = {
         **(provenance or {}),
         "holdout": holdout.value,
@@ -281,7 +286,7 @@ def _initial_score(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
     from .tuning import score_segmentations, segment_all
 
     device = select_device(config.device, asked_by="the fine-tuning config")
-    path = default_checkpoint_dir() if config.init_checkpoint == "default" else config.init_checkpoint
+    path = default_checkpoint_dir() if config.init_checkpoint == "default" else str(config.init_checkpoint)
     model, model_config = load_checkpoint(path, device=device)
     tuned = model_config.training.get("localize", {})
     settings: dict[str, Any] = {"target_radius_fraction": config.target_radius_fraction}
