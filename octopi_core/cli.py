@@ -118,10 +118,12 @@ def build_parser(
 
     train = commands.add_parser(
         "train",
-        help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine*, gpu-refine, tiny)",
+        help="train a model from a YAML/TOML config or a preset (card, cpu, cpu-refine*, gpu-refine, tiny); "
+        "'train finetune --data SOURCE' fine-tunes a model on your labelled tomograms",
     )
-    train.add_argument("config")
+    train.add_argument("config", help="a preset or a YAML/TOML config file, or 'finetune'")
     _run_arguments(train)
+    _finetune_arguments(train)
 
     tune = commands.add_parser(
         "tune", help="tune a checkpoint's pick threshold on generated tomograms (in place)"
@@ -200,6 +202,59 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         "new data every run; the run goes to <output_dir>-seed<N> and the "
         "checkpoint records the seed",
     )
+
+
+def _finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "fine-tuning (train finetune --data SOURCE)",
+        "Fine-tune the champion (or --init) on labelled tomograms: a copick project or a folder of NAME.zarr "
+        "+ NAME.picks.json. Held out for validation, early stopping and threshold tuning: a quarter of the "
+        "tomograms from four on, else the last quarter of each along y. The best checkpoint goes to "
+        "OUTPUT_DIR/best (default runs/finetune).",
+    )
+    group.add_argument("--data", help="copick config JSON or folder of tomograms with picks files")
+    group.add_argument(
+        "--picks-user", action="append", help="copick user whose picks are the truth (repeat to merge users)"
+    )
+    group.add_argument("--picks-session", action="append", help="copick session, one per --picks-user")
+    group.add_argument("--tomo-type", help="copick tomogram type (default: the only one)")
+    group.add_argument("--voxel-size", type=float, help="copick voxel spacing or the folder's voxel size, Å")
+    group.add_argument(
+        "--init", help="checkpoint to start from (default: the registry's champion or shipped)"
+    )
+    group.add_argument("--registry", help="start from this registry's champion (directory or s3://...)")
+    group.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this (default 30)")
+    group.add_argument("--device", help="cpu, cuda, cuda:N (default: a GPU when visible)")
+    group.add_argument(
+        "--absent-classes-are-background",
+        action="store_true",
+        help="treat every class as labelled in every tomogram (default: only the classes its picks name; "
+        "the others are masked in the loss and the score)",
+    )
+    group.add_argument(
+        "--synthetic-fraction",
+        type=float,
+        help="share of patches from generated tomograms, so unlabelled classes are not forgotten (default 0)",
+    )
+    group.add_argument(
+        "--holdout", choices=("auto", "tomograms", "blocks"), help="how validation data are held out"
+    )
+
+
+_FINETUNE_ONLY = (
+    "data",
+    "picks_user",
+    "picks_session",
+    "tomo_type",
+    "voxel_size",
+    "init",
+    "registry",
+    "max_minutes",
+    "device",
+    "absent_classes_are_background",
+    "synthetic_fraction",
+    "holdout",
+)
 
 
 def _seed(text: str) -> int | str:
@@ -293,6 +348,9 @@ def _predict(args: argparse.Namespace) -> int:
         if v is not None
     }
     fmt = PicksFormat(args.format) if args.format else None
+    for flag in ("runs", "tomo_type", "pick_session"):
+        if getattr(args, flag) and not args.copick:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to --copick projects only")
     single = not args.copick and len(args.uris) == 1 and not _is_source(args.uris[0])
     write: Callable[[BatchItem, PicksDocument], Sequence[str | Path]] | None
     if single:
@@ -362,9 +420,6 @@ def _listed_items(args: argparse.Namespace) -> list[BatchItem]:
     from .batch import BatchItem
     from .data import open_source
 
-    for flag in ("runs", "tomo_type", "pick_session"):
-        if getattr(args, flag):
-            raise ValueError(f"--{flag.replace('_', '-')} applies to --copick projects only")
     items = []
     for spec in args.uris:
         if _is_source(spec):
@@ -385,8 +440,8 @@ def _copick_target(
     from .data import open_copick
     from .exceptions import PicksExistError
 
-    if args.uris or args.out:
-        raise ValueError("--copick writes into the project: give no tomogram URIs and no --out")
+    if args.uris or args.out or args.format:
+        raise ValueError("--copick writes into the project: give no tomogram URIs, --out or --format")
     source = open_copick(
         args.copick, tomo_type=args.tomo_type, voxel_size_a=args.voxel_size, with_truth=False
     )
@@ -550,7 +605,57 @@ def _run_training(args: argparse.Namespace, *, init_checkpoint: str | None = Non
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.config == "finetune":
+        return _finetune(args)
+    given = [
+        f"--{n.replace('_', '-')}" for n in _FINETUNE_ONLY if getattr(args, n, None) not in (None, False)
+    ]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to 'train finetune' only")
     print(_run_training(args).model_dump_json(indent=2))
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    import logging
+    import secrets
+
+    from .model_config import default_checkpoint_dir, read_config
+    from .registry import Registry
+    from .train.finetune import finetune, finetune_config, open_labelled_source
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if not args.data:
+        raise ValueError("train finetune needs --data SOURCE (a copick config JSON or a folder)")
+    if args.init and args.registry:
+        raise ValueError("give --init or --registry, not both")
+    init = args.init or (str(Registry(args.registry).resolve()) if args.registry else "default")
+    voxel_size_a = read_config(default_checkpoint_dir() if init == "default" else Path(init)).voxel_size_a
+    items, provenance = open_labelled_source(
+        args.data,
+        picks_users=args.picks_user,
+        picks_sessions=args.picks_session,
+        tomo_type=args.tomo_type,
+        voxel_size_a=args.voxel_size,
+    )
+    seed = secrets.randbelow(2**31) if args.seed == "new" else args.seed
+    config = finetune_config(
+        output_dir=args.output_dir,
+        init_checkpoint=init,
+        seed=seed,
+        device=args.device,
+        max_wall_s=60 * (30.0 if args.max_minutes is None else args.max_minutes),
+    )
+    result = finetune(
+        items,
+        config,
+        model_voxel_size_a=voxel_size_a,
+        holdout=args.holdout or "auto",
+        absent_classes_are_background=args.absent_classes_are_background,
+        synthetic_fraction=args.synthetic_fraction or 0.0,
+        provenance=provenance,
+    )
+    print(result.model_dump_json(indent=2))
     return 0
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -41,6 +41,7 @@ __all__ = [
     "MIN_TOMOGRAMS_FOR_WHOLE_HOLDOUT",
     "FINETUNE_DEFAULTS",
     "finetune_config",
+    "open_labelled_source",
     "prepare_finetune_data",
     "finetune",
 ]
@@ -124,6 +125,79 @@ def finetune_config(base: TrainConfig | None = None, **overrides: Any) -> TrainC
     raw = base.model_dump() if base is not None else dict(FINETUNE_DEFAULTS)
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.model_validate(raw)
+
+
+def open_labelled_source(
+    spec: str,
+    *,
+    picks_users: list[str] | None = None,
+    picks_sessions: list[str] | None = None,
+    tomo_type: str | None = None,
+    voxel_size_a: float | None = None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """Open a copick project or a folder with :func:`octopi_core.data.open_source`, merging several users' picks.
+
+    Args:
+        spec: a copick config JSON, or a folder of ``NAME.zarr`` (or MRC) + ``NAME.picks.json`` pairs.
+        picks_users: copick users whose picks are the truth (each with the session of the same position in
+            ``picks_sessions``, or any); their picks are merged per run and class. Default None: the one there is.
+        picks_sessions: copick sessions, one per user, or None.
+        tomo_type: copick tomogram type; None: the only one.
+        voxel_size_a: copick voxel spacing, or the folder's voxel size, Å; None: the source's.
+
+    Returns:
+        The items (one per tomogram) and the provenance (source, kind, type, spacing, users, sessions, notes).
+
+    Raises:
+        DataSourceError, AmbiguousDataError, PicksFormatError: as :func:`~octopi_core.data.open_source`.
+        ValueError: when ``picks_sessions`` does not pair with ``picks_users``.
+    """
+    from ..data import open_source
+
+    users: list[str | None] = [*picks_users] if picks_users else [None]
+    sessions: list[str | None] = [*picks_sessions] if picks_sessions else [None] * len(users)
+    if len(sessions) != len(users):
+        raise ValueError(
+            f"give one picks session per picks user, or none; got users {users}, sessions {sessions}"
+        )
+    items: dict[str, Any] = {}
+    sources = [
+        open_source(
+            spec, tomo_type=tomo_type, voxel_size_a=voxel_size_a, picks_user=user, picks_session=session
+        )
+        for user, session in zip(users, sessions)
+    ]
+    for opened in sources:
+        for item in opened.items:
+            items[item.run_name] = _merged(items.get(item.run_name), item)
+    source = sources[0]
+    provenance = {
+        "source": spec,
+        "kind": source.kind.value,
+        "tomo_type": getattr(source, "tomo_type", None),
+        "voxel_spacing_a": getattr(source, "voxel_spacing_a", voxel_size_a),
+        "picks_users": [u for u in users if u is not None],
+        "picks_sessions": [s for s in sessions if s is not None],
+        "notes": list(source.notes),
+    }
+    return list(items.values()), provenance
+
+
+def _merged(first: Any, second: Any) -> Any:
+    """One item with the picks of both (the classes either labels; their points together)."""
+    if first is None or first.truth is None:
+        return second
+    if second.truth is None:
+        return first
+    picks = {
+        n: list(first.truth.picks.get(n, [])) + list(second.truth.picks.get(n, []))
+        for n in {*first.truth.picks, *second.truth.picks}
+    }
+    return replace(
+        first,
+        truth=first.truth.model_copy(update={"picks": picks}),
+        truth_uris=first.truth_uris + second.truth_uris,
+    )
 
 
 def prepare_finetune_data(

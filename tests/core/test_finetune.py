@@ -108,3 +108,29 @@ def test_a_short_fine_tune_writes_a_loadable_checkpoint_with_its_provenance(labe
     assert recorded["localize"]["tuned_on"]["held_out"]["runs"] == ["a", "b"]
     assert recorded["recipe"]["init_version"] == recorded["data"]["init_validation"]["version"]
     assert np.isfinite(result.best_score) and picker.version
+
+
+def test_train_keeps_presets_and_refuses_finetune_options_elsewhere(capsys):
+    from octopi_core.cli import build_parser, main
+
+    args = build_parser().parse_args(["train", "tiny", "--output-dir", "x"])
+    assert args.config == "tiny" and args.data is None
+    assert main(["train", "tiny", "--data", "somewhere"]) == 2
+    assert "--data apply to 'train finetune' only" in capsys.readouterr().err
+    assert main(["train", "finetune"]) == 2
+    assert "needs --data" in capsys.readouterr().err
+    args = build_parser().parse_args(
+        [
+            "train",
+            "finetune",
+            "--data",
+            "p.json",
+            "--picks-user",
+            "a",
+            "--picks-user",
+            "b",
+            "--max-minutes",
+            "5",
+        ]
+    )
+    assert args.picks_user == ["a", "b"] and args.max_minutes == 5.0
