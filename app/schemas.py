@@ -16,6 +16,7 @@ __all__ = [
     "JobOptionsPublic",
     "JobLinks",
     "JobPublic",
+    "JobsQuery",
     "JobsPublic",
     "Problem",
     "ModelPublic",
@@ -161,6 +162,14 @@ class JobPublic(BaseModel):
     reused_from: str | None = Field(None, description="id of the job whose identical result was reused")
     error: Problem | None = Field(None, description="why the job failed")
     links: JobLinks
+
+
+class JobsQuery(BaseModel):
+    """Query of ``GET /jobs``; an unknown parameter is refused (422), as the schema says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=100, description="at most this many jobs, newest first")
 
 
 class JobsPublic(BaseModel):

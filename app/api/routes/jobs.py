@@ -16,7 +16,7 @@ from worker.jobs.state import JobStatus
 
 from ... import service
 from ...core.problem import problem_responses
-from ...schemas import JobCreate, JobPublic, JobsPublic
+from ...schemas import JobCreate, JobPublic, JobsPublic, JobsQuery
 from ..deps import ClientDep, IdempotencyKeyDep, RedisDep, RegistryDep, SettingsDep
 
 __all__ = ["router"]
@@ -69,10 +69,10 @@ def list_jobs(
     settings: SettingsDep,
     connection: RedisDep,
     client: ClientDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="at most this many jobs")] = 50,
+    query: Annotated[JobsQuery, Query()],
 ) -> JobsPublic:
     """The caller's most recent jobs (only its own), newest first."""
-    return service.list_jobs(connection=connection, settings=settings, client_id=client, limit=limit)
+    return service.list_jobs(connection=connection, settings=settings, client_id=client, limit=query.limit)
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=problem_responses(404, *_COMMON))

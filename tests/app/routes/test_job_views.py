@@ -39,6 +39,7 @@ def test_each_client_lists_only_its_own_jobs_newest_first(make_client, tomograms
         mine[1]
     ]
     assert_problem(client.get("/jobs?limit=0", headers=_auth(_KEY_A)), 422)
+    assert_problem(client.get("/jobs?limt=3", headers=_auth(_KEY_A)), 422)  # a misspelt parameter
     assert_problem(client.get("/jobs"), 401)
 
 
