@@ -66,4 +66,8 @@ def _open_store(uri: str, storage_options: dict | None, what: str) -> _Store:
         raise DataSourceError(f"{what} {uri!r}: {e}") from e
     if loc.scheme == "http":
         raise DataSourceError(f"{what} {uri!r}: http(s) cannot be listed; use a local path or s3://")
+    try:  # s3fs checks its options on the first request: make that one here, to name them
+        loc.fs.exists(loc.path)
+    except (TypeError, ValueError) as e:
+        raise DataSourceError(f"{what} {uri!r}: bad filesystem options {storage_options}: {e}") from e
     return _Store(uri=uri, scheme=loc.scheme, path=loc.path.rstrip("/") or "/", fs=loc.fs)

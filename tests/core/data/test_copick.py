@@ -194,3 +194,30 @@ def test_copick_reads_back_what_octopi_writes(copick_project, tmp_path):
     truth = _open(config, tomo_type="wbp", picks_user="curation").items[0].truth
     assert truth is not None
     np.testing.assert_allclose(points_array(truth.picks["ribosome"]), centre)
+
+
+def test_project_on_s3(copick_project, tmp_path, s3_server, s3_bucket):
+    s3_server.upload(copick_project.parent, s3_bucket, "project")
+    config = json.loads(copick_project.read_text())
+    config["overlay_root"] = f"s3://{s3_bucket}/project"
+    (tmp_path / "bad.json").write_text(json.dumps(config))
+    with pytest.raises(DataSourceError, match="bad filesystem options.*auto_mkdir"):  # copick's local fs args
+        open_copick(str(tmp_path / "bad.json"))
+    del config["overlay_fs_args"]
+    (tmp_path / "s3.json").write_text(json.dumps(config))
+    config_uri = s3_server.upload(tmp_path / "s3.json", s3_bucket, "copick_config.json")
+    source = _open(config_uri, tomo_type="wbp", picks_user="alice", picks_session="1")
+    assert (
+        source.items[0].tomogram_uri
+        == f"s3://{s3_bucket}/project/ExperimentRuns/TS_001/VoxelSpacing10.000/wbp.zarr"
+    )
+    with open_tomogram(source.items[0].tomogram_uri) as tomogram:
+        assert tomogram.shape_zyx == (32, 64, 64)
+    assert source.items[1].truth is not None
+    np.testing.assert_allclose(
+        points_array(source.items[1].truth.picks["ribosome"]), [[600, 50, 250], [30, 40, 50]]
+    )
+    written = source.write_picks("TS_001", _doc(ribosome=[(1, 2, 3, 1.0)]), user="octopi", session="5")
+    assert written == [f"s3://{s3_bucket}/project/ExperimentRuns/TS_001/Picks/octopi_5_ribosome.json"]
+    again = _open(config_uri, tomo_type="wbp", picks_user="octopi")
+    assert again.items[0].truth is not None and again.items[0].truth.counts() == {"ribosome": 1}
