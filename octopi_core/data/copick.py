@@ -137,12 +137,18 @@ class CopickSource(DataSource):
                 )
             content.update(pickable_object_name=by_class[cls], user_id=user, session_id=session)
             files.append((f"{user}_{session}_{by_class[cls]}.json", content))
-        existing = [
-            r.uri
-            for r in self.picks_refs
-            if (r.run_name, r.user, r.session) == (run_name, user, session)
-            and r.object_name in {c["pickable_object_name"] for _, c in files}
-        ]
+        overlay = self._overlay
+        targets = [overlay.join("ExperimentRuns", run_name, "Picks", name) for name, _ in files]
+        # the files seen when opening (static root too), and any written since by someone else
+        existing = sorted(
+            {
+                r.uri
+                for r in self.picks_refs
+                if (r.run_name, r.user, r.session) == (run_name, user, session)
+                and r.object_name in {c["pickable_object_name"] for _, c in files}
+            }
+            | {overlay.uri_of(t) for t in targets if overlay.exists(t)}
+        )
         if existing and not overwrite:
             raise PicksExistError(
                 f"picks exist already (pass overwrite to replace them): {', '.join(existing)}"

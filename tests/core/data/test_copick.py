@@ -143,6 +143,12 @@ def test_write_picks_never_overwrites_unless_asked(copick_project):
     assert len(json.loads(open(written[0]).read())["points"]) == 1  # untouched
     source.write_picks("TS_002", _doc(apo_ferritin=[]), user="octopi", session="0", overwrite=True)
     assert json.loads(open(written[0]).read())["points"] == []
+    # a file written by someone else after opening is found too
+    late = copick_project.parent / "ExperimentRuns/TS_002/Picks/alice_7_ribosome.json"
+    late.write_text("{}")
+    with pytest.raises(PicksExistError, match="alice_7_ribosome.json"):
+        source.write_picks("TS_002", _doc(ribosome=[]), user="alice", session="7")
+    assert late.read_text() == "{}"
     # another user's files of the same object and session number are left alone
     source.write_picks("TS_002", _doc(apo_ferritin=[]), user="curation", session="1")
     curated = copick_project.parent / "ExperimentRuns/TS_002/Picks/curation_0_apo-ferritin.json"
