@@ -1,10 +1,21 @@
+import hashlib
+
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from octopi_core.io import load_tomogram
 from octopi_core.particles import PARTICLE_CLASSES
 from octopi_core.picks import PicksDocument
-from octopi_core.synth import HELD_OUT_SETTINGS, PhantomSettings, make_phantom, write_phantom
+from octopi_core.synth import (
+    FAMILIES,
+    HELD_OUT_SETTINGS,
+    PhantomSettings,
+    family_seeds,
+    make_phantom,
+    write_phantom,
+)
+from octopi_core.synth.subunits import MASS_KDA, render_subunits, subunits_for
 
 SMALL = PhantomSettings(shape_zyx=(48, 96, 96), particles_per_1e9_a3=(40.0, 60.0))
 # Clean imaging: high SNR, no gradient, near-perfect transfer, so densities themselves can be compared.
@@ -128,3 +139,99 @@ def test_written_phantom_reads_back_with_truth(tmp_path, fmt, zarr_format):
     truth = PicksDocument.model_validate_json(truth_path.read_text())
     assert truth.run_name == "run-7"
     assert sum(truth.counts().values()) == sum(len(v) for v in phantom.truth_xyz_a.values())
+
+
+# --- generator families ------------------------------------------------------------------------
+
+# sha256 of make_phantom(seed, SMALL): volume bytes, then each class's truth (sorted names), then the
+# clutter, computed with the generator before the families existed (octopi_core/synth.py at 15d25f2).
+DEFAULT_FAMILY_SHA256 = {
+    3: "0bd07ac22975e750cf43fcae65256469bff6fc147aee7a9962414e42d2038b1e",
+    8: "249e2b444252094905aab0cf269425dea38cf39eb6834c954c433e999a53e81e",
+}
+
+
+@pytest.mark.parametrize("seed", sorted(DEFAULT_FAMILY_SHA256))
+def test_default_family_is_the_original_generator_byte_for_byte(seed):
+    phantom = make_phantom(seed, SMALL)
+    digest = hashlib.sha256(phantom.volume.tobytes())
+    for name in sorted(phantom.truth_xyz_a):
+        digest.update(phantom.truth_xyz_a[name].tobytes())
+    digest.update(phantom.clutter_xyz_a.tobytes())
+    assert digest.hexdigest() == DEFAULT_FAMILY_SHA256[seed]
+    assert not {"shape_model", "reconstruction", "geometry", "crowding", "binning"} & set(phantom.settings)
+
+
+def _ball_mean(volume, centre_zyx_vox, radius_vox):
+    lo = np.maximum(np.floor(centre_zyx_vox - radius_vox).astype(int), 0)
+    hi = np.minimum(np.ceil(centre_zyx_vox + radius_vox).astype(int) + 1, volume.shape)
+    grid = np.mgrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    inside = np.sum((grid - centre_zyx_vox[:, None, None, None]) ** 2, axis=0) <= radius_vox**2
+    return volume[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside].mean()
+
+
+CLEAN_SMALL = {
+    **{k: CLEAN.__dict__[k] for k in ("snr", "ice_gradient", "bfactor_a2", "defocus_um", "tilt_max_deg")},
+    "phase_flipped_probability": 1.0,
+    "inverted_contrast_probability": 0.0,
+    "vesicles": (0, 0),
+    "gold_beads": (0, 0),
+    "clutter_per_1e9_a3": (0.0, 0.0),
+    "shape_zyx": (48, 96, 96),
+    "particles_per_1e9_a3": (40.0, 60.0),
+}
+
+
+@pytest.mark.parametrize(
+    "family", [pytest.param(f, marks=pytest.mark.slow) if f == "all-shifted" else f for f in FAMILIES]
+)
+def test_every_family_puts_density_at_the_truth(family):
+    phantom = make_phantom(5, FAMILIES[family].model_copy(update=CLEAN_SMALL))
+    v = (phantom.volume - np.median(phantom.volume)) / phantom.volume.std()
+    vs = np.array(phantom.voxel_size_zyx_a)
+    contrasts = [
+        # compact particles fill their inner half; hollow shells show within their full radius
+        max(
+            _ball_mean(v, q[::-1] / vs, 0.5 * p.radius_a / vs[0]),
+            _ball_mean(v, q[::-1] / vs, p.radius_a / vs[0]),
+        )
+        for p in PARTICLE_CLASSES
+        for q in phantom.truth_xyz_a[p.name]
+    ]
+    assert len(contrasts) >= 6
+    assert min(contrasts) > 0.0 and np.mean(contrasts) > 0.5
+
+
+@pytest.mark.parametrize("particle", PARTICLE_CLASSES, ids=lambda p: p.name)
+def test_subunit_shapes_keep_the_class_radius_and_mass(particle):
+    subunits = subunits_for(particle.name, particle.radius_a, np.random.default_rng(0))
+    assert subunits.extent_a() == pytest.approx(particle.radius_a, rel=0.02)
+    voxel_a = 4.0
+    n = int(2 * particle.radius_a / voxel_a) + 12
+    volume = np.zeros((n, n, n), np.float32)
+    centre = np.full(3, n * voxel_a / 2)
+    render_subunits(volume, centre, subunits, Rotation.random(random_state=1), np.full(3, voxel_a), 1.0)
+    occupied = np.argwhere(volume > 0.5 * 0.75)
+    reach_a = np.linalg.norm(occupied * voxel_a - centre, axis=1).max()
+    assert particle.radius_a - 2 * voxel_a <= reach_a <= particle.radius_a + voxel_a
+    # volume near the mass at protein density (overlaps, soft edges: within 30 %)
+    assert len(occupied) * voxel_a**3 == pytest.approx(MASS_KDA[particle.name] * 1210, rel=0.3)
+
+
+def test_family_seeds_are_disjoint_from_every_other_seed_set():
+    seeds = [s for name in FAMILIES for s in family_seeds(name, 10)]
+    assert len(set(seeds)) == len(seeds)
+    held_out = set(range(900000, 900004)) | set(range(960000, 960004)) | set(range(970000, 970008))
+    assert not held_out & set(seeds) and min(seeds) >= 980000 and max(seeds) < 1_000_000
+    with pytest.raises(ValueError, match="family"):
+        family_seeds("nope", 1)
+
+
+def test_families_differ_from_the_generator_and_binning_keeps_the_grid():
+    base = make_phantom(4, SMALL)
+    for name in ("sirt", "rotated-axis", "membranes"):
+        other = make_phantom(4, FAMILIES[name].model_copy(update={"shape_zyx": SMALL.shape_zyx}))
+        assert not np.array_equal(base.volume, other.volume)
+    binned = make_phantom(4, FAMILIES["binned-9-11a"].model_copy(update={"shape_zyx": (32, 64, 64)}))
+    assert binned.volume.shape == (32, 64, 64) and binned.volume.dtype == np.float32
+    assert 9.0 <= binned.voxel_size_zyx_a[0] <= 11.0 and binned.settings["binning"] == 2
