@@ -348,6 +348,9 @@ def _predict(args: argparse.Namespace) -> int:
         if v is not None
     }
     fmt = PicksFormat(args.format) if args.format else None
+    for flag in ("runs", "tomo_type", "pick_session"):
+        if getattr(args, flag) and not args.copick:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to --copick projects only")
     single = not args.copick and len(args.uris) == 1 and not _is_source(args.uris[0])
     write: Callable[[BatchItem, PicksDocument], Sequence[str | Path]] | None
     if single:
@@ -417,9 +420,6 @@ def _listed_items(args: argparse.Namespace) -> list[BatchItem]:
     from .batch import BatchItem
     from .data import open_source
 
-    for flag in ("runs", "tomo_type", "pick_session"):
-        if getattr(args, flag):
-            raise ValueError(f"--{flag.replace('_', '-')} applies to --copick projects only")
     items = []
     for spec in args.uris:
         if _is_source(spec):
@@ -440,8 +440,8 @@ def _copick_target(
     from .data import open_copick
     from .exceptions import PicksExistError
 
-    if args.uris or args.out:
-        raise ValueError("--copick writes into the project: give no tomogram URIs and no --out")
+    if args.uris or args.out or args.format:
+        raise ValueError("--copick writes into the project: give no tomogram URIs, --out or --format")
     source = open_copick(
         args.copick, tomo_type=args.tomo_type, voxel_size_a=args.voxel_size, with_truth=False
     )

@@ -198,7 +198,7 @@ def test_predict_copick_writes_new_sessions_into_the_project(capsys, tmp_path, r
     code, _, err = _run(capsys, "predict", *common, "--tomo-type", "wbp", "--classes", "thyroglobulin")
     assert code == 2 and "no pickable object for ['thyroglobulin']" in err
     code, _, err = _run(capsys, "predict", *common, "--out", str(tmp_path / "o"))
-    assert code == 2 and "give no tomogram URIs and no --out" in err
+    assert code == 2 and "give no tomogram URIs, --out or --format" in err
 
 
 def _bad_inputs(tmp_path):
