@@ -157,9 +157,16 @@ def build_parser(
     _registry_arguments(promote)
 
     retrain = commands.add_parser(
-        "retrain", help="train -> evaluate -> promote (what the retraining CronJob runs)"
+        "retrain",
+        help="train -> evaluate -> promote (what the retraining CronJob runs); with --data, fine-tune the "
+        "champion on your labelled tomograms and promote only if it is better on their held-out part",
     )
-    retrain.add_argument("config", help="training config file or preset")
+    retrain.add_argument(
+        "config",
+        nargs="?",
+        help="training config file or preset; with --data, the recipe to fine-tune with (default: the "
+        "fine-tuning defaults, also 'finetune')",
+    )
     _run_arguments(retrain)
     retrain.add_argument(
         "--from-champion",
@@ -168,6 +175,21 @@ def build_parser(
         "of the config's init_checkpoint, so that scheduled runs build on each other",
     )
     _registry_arguments(retrain)
+    _finetune_arguments(retrain, start_options=False)
+    retrain.add_argument(
+        "--min-gain",
+        type=float,
+        default=None,
+        help="with --data: the candidate must beat the champion on the held-out data by more than 0 and "
+        "at least this weighted F-beta (default 0.0)",
+    )
+    retrain.add_argument(
+        "--max-forgetting",
+        type=float,
+        default=None,
+        help="with --data: the candidate may score at most this much lower than the champion on the "
+        "synthetic held-out set (default 0.02)",
+    )
 
     models = commands.add_parser("models", help="list the registry's models and the champion")
     models.add_argument("--registry", required=True, help="registry root: directory or s3://bucket/prefix")
@@ -204,7 +226,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _finetune_arguments(parser: argparse.ArgumentParser) -> None:
+def _finetune_arguments(parser: argparse.ArgumentParser, *, start_options: bool = True) -> None:
+    # retrain takes these without --init/--registry: it always starts from its registry's champion.
     group = parser.add_argument_group(
         "fine-tuning (train finetune --data SOURCE)",
         "Fine-tune the champion (or --init) on labelled tomograms: a copick project or a folder of NAME.zarr "
@@ -219,10 +242,11 @@ def _finetune_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--picks-session", action="append", help="copick session, one per --picks-user")
     group.add_argument("--tomo-type", help="copick tomogram type (default: the only one)")
     group.add_argument("--voxel-size", type=float, help="copick voxel spacing or the folder's voxel size, Å")
-    group.add_argument(
-        "--init", help="checkpoint to start from (default: the registry's champion or shipped)"
-    )
-    group.add_argument("--registry", help="start from this registry's champion (directory or s3://...)")
+    if start_options:
+        group.add_argument(
+            "--init", help="checkpoint to start from (default: the registry's champion or shipped)"
+        )
+        group.add_argument("--registry", help="start from this registry's champion (directory or s3://...)")
     group.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this (default 30)")
     group.add_argument("--device", help="cpu, cuda, cuda:N (default: a GPU when visible)")
     group.add_argument(
@@ -674,14 +698,14 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _promote_checkpoint(args: argparse.Namespace, candidate: str) -> int:
+def _promote_checkpoint(args: argparse.Namespace, candidate: str, **data_options: Any) -> int:
     from .pipeline import PredictOptions
     from .promotion import held_out_set, promote
     from .registry import Registry
 
     evaluation = held_out_set(args.eval_dir, count=args.eval_count, shape_zyx=tuple(args.eval_shape))
     options = PredictOptions(window_vox=args.eval_window) if args.eval_window else PredictOptions()
-    result = promote(Registry(args.registry), candidate, evaluation, options=options)
+    result = promote(Registry(args.registry), candidate, evaluation, options=options, **data_options)
     print(json.dumps(result.__dict__, indent=2))
     return 0
 
@@ -693,12 +717,91 @@ def _promote(args: argparse.Namespace) -> int:
 def _retrain(args: argparse.Namespace) -> int:
     from .registry import Registry
 
+    if args.data:
+        return _retrain_on_data(args)
+    given = [
+        f"--{n.replace('_', '-')}"
+        for n in (*_FINETUNE_ONLY, "min_gain", "max_forgetting")
+        if n not in ("init", "registry") and getattr(args, n, None) not in (None, False)
+    ]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to 'retrain --data SOURCE' only")
+    if not args.config:
+        raise ValueError("retrain needs a training config or preset, or --data SOURCE")
     start = str(Registry(args.registry).resolve()) if args.from_champion else None
     result = _run_training(args, init_checkpoint=start)
     print(
         f"trained: best checkpoint {result.best_checkpoint} (validation {result.best_score:.4f}); evaluating"
     )
     return _promote_checkpoint(args, result.best_checkpoint)
+
+
+def _retrain_on_data(args: argparse.Namespace) -> int:
+    """Fine-tune the champion on ``--data``, then promote on its held-out part with the synthetic set as guard."""
+    import logging
+    import secrets
+
+    from .model_config import read_config
+    from .promotion import DEFAULT_MAX_FORGETTING_F_BETA, DEFAULT_MIN_GAIN_F_BETA, DataEvaluation
+    from .registry import Registry
+    from .train import load_train_config
+    from .train.finetune import finetune, finetune_config, open_labelled_source, prepare_finetune_data
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    champion = Registry(args.registry).resolve()  # fine-tuning always builds on the champion
+    voxel_size_a = read_config(champion).voxel_size_a
+    items, provenance = open_labelled_source(
+        args.data,
+        picks_users=args.picks_user,
+        picks_sessions=args.picks_session,
+        tomo_type=args.tomo_type,
+        voxel_size_a=args.voxel_size,
+    )
+    base = None if args.config in (None, "finetune") else load_train_config(args.config)
+    seed = secrets.randbelow(2**31) if args.seed == "new" else args.seed
+    minutes = args.max_minutes if args.max_minutes is not None else (30.0 if base is None else None)
+    config = finetune_config(
+        base,
+        output_dir=args.output_dir,
+        init_checkpoint=str(champion),
+        seed=seed,
+        device=args.device,
+        max_wall_s=None if minutes is None else 60 * minutes,
+    )
+    if seed is not None and not args.output_dir:
+        config = config.model_copy(update={"output_dir": f"{config.output_dir}-seed{seed}"})
+    data_options = {
+        "holdout": args.holdout or "auto",
+        "absent_classes_are_background": args.absent_classes_are_background,
+        "synthetic_fraction": args.synthetic_fraction or 0.0,
+    }
+    result = finetune(items, config, model_voxel_size_a=voxel_size_a, provenance=provenance, **data_options)
+    print(
+        f"fine-tuned: best checkpoint {result.best_checkpoint} (held-out {result.best_score:.4f}); evaluating"
+    )
+    # The same split again (it depends only on the items, the options and the seed), so candidate and
+    # champion are scored on exactly the tomograms or y-blocks the fine-tuning held out.
+    held = prepare_finetune_data(
+        items,
+        model_voxel_size_a=voxel_size_a,
+        target_radius_fraction=config.target_radius_fraction,
+        seed=config.seed,
+        **data_options,
+    )
+    description = {
+        key: provenance.get(key) for key in ("source", "kind", "tomo_type", "picks_users", "picks_sessions")
+    }
+    description.update(held.provenance["validation"])
+    data = DataEvaluation(held.validation, description, args.eval_window or config.val_window_vox)
+    return _promote_checkpoint(
+        args,
+        result.best_checkpoint,
+        data=data,
+        min_gain_f_beta=DEFAULT_MIN_GAIN_F_BETA if args.min_gain is None else args.min_gain,
+        max_forgetting_f_beta=(
+            DEFAULT_MAX_FORGETTING_F_BETA if args.max_forgetting is None else args.max_forgetting
+        ),
+    )
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ Layout under the root (a local directory or any fsspec URI such as ``s3://bucket
     models/<version>/model.safetensors
     models/<version>/config.json        # ModelConfig, with scores
     champion.json                       # {"version": ..., "updated_at": ..., "history": [...]}
+    decisions/<UTC time>-<version>.json # one per promotion decision, promoted or not, with its numbers
 
 A version is ``octopi-unet-<weights sha256[:12]>``, so a version always names the same weights
 and adding the same checkpoint twice changes nothing. Remote checkpoints are copied once into
@@ -19,16 +20,20 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
 from .exceptions import CheckpointError
 from .model_config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig, default_checkpoint_dir, read_config
 
-__all__ = ["ModelEntry", "ServedModel", "Registry", "SHIPPED_VERSION_ALIAS"]
+__all__ = ["ModelEntry", "ServedModel", "Registry", "SHIPPED_VERSION_ALIAS", "training_provenance"]
 
 SHIPPED_VERSION_ALIAS = "shipped"
 _CHAMPION_FILE = "champion.json"
+_DECISIONS_DIR = "decisions"
+# config.scores keys of the held-out sets promotion scores on, and the name each is shown under.
+_HELD_OUT_SCORES = {"held_out": "synthetic", "held_out_data": "data"}
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,26 @@ class Registry:
         """Past champion changes, oldest first: ``{"version", "updated_at", "reason"}``."""
         record = self._champion_record()
         return list(record.get("history", [])) if record else []
+
+    def decisions(self, version: str | None = None) -> list[dict]:
+        """Recorded promotion decisions, oldest first; only those about candidate ``version`` when given.
+
+        Raises:
+            CheckpointError: a decision record is unreadable.
+        """
+        base = self._join(_DECISIONS_DIR)
+        if not self.fs.exists(base):
+            return []
+        records = []
+        for path in sorted(self.fs.ls(base, detail=False)):
+            if version is not None and not path.endswith(f"-{version}.json"):
+                continue
+            try:
+                with self.fs.open(path, "r") as stream:
+                    records.append(json.loads(stream.read()))
+            except (ValueError, OSError) as e:
+                raise CheckpointError(f"promotion decision {path} is unreadable: {e}") from e
+        return records
 
     def entries(self) -> list[ModelEntry]:
         """Every registered model, plus the shipped one, with the champion marked."""
@@ -220,6 +245,26 @@ class Registry:
             stream.write(content)
         self.fs.mv(temporary, self._join(_CHAMPION_FILE))
 
+    def record_decision(self, decision: dict) -> str:
+        """Store one promotion decision (JSON-safe: versions, scores, margins, reason); return its path.
+
+        One file per decision, so concurrent or repeated runs never overwrite each other's record
+        (S3 has no append). ``decided_at`` (UTC) is added.
+
+        Raises:
+            ValueError: the decision names no ``candidate_version``.
+        """
+        version = decision.get("candidate_version")
+        if not version:
+            raise ValueError(f"a decision names its candidate_version, got {sorted(decision)}")
+        now = datetime.now(UTC)
+        record = {**decision, "decided_at": now.isoformat(timespec="seconds")}
+        path = self._join(_DECISIONS_DIR, f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{version}.json")
+        self.fs.makedirs(self._join(_DECISIONS_DIR), exist_ok=True)
+        with self.fs.open(path, "w") as stream:
+            stream.write(json.dumps(record, indent=2))
+        return path
+
     def _champion_record(self) -> dict | None:
         path = self._join(_CHAMPION_FILE)
         try:
@@ -229,3 +274,48 @@ class Registry:
             return None
         except (ValueError, OSError) as e:
             raise CheckpointError(f"champion pointer {path} is unreadable: {e}") from e
+
+
+def training_provenance(config: ModelConfig) -> tuple[dict[str, Any], dict[str, float]]:
+    """What a model was trained on and its weighted F-beta on each held-out set, from its config alone.
+
+    Args:
+        config: the model's config (``config.json``); no weights are read.
+
+    Returns:
+        ``(data, held_out)``. ``data`` is ``training.data`` when the model was fine-tuned on labelled
+        tomograms (``kind`` copick or folder, ``source``, picks users and sessions, held-out runs), else
+        ``{"kind": "synthetic"}`` with the training ``seed``, the ``stages`` (presets) when recorded
+        and the ``init_version`` it started from. ``held_out`` maps each held-out set it was scored on
+        at promotion (``synthetic``: the generated held-out tomograms; ``data``: the held-out part of
+        the user's data) to its weighted F-beta.
+    """
+    training = config.training
+    recipe = training.get("recipe") or {}
+    recorded = training.get("data")
+    if isinstance(recorded, dict):
+        data = {
+            "kind": recorded.get("kind", "labelled"),
+            "source": recorded.get("source"),
+            "picks_users": recorded.get("picks_users", []),
+            "picks_sessions": recorded.get("picks_sessions", []),
+            "tomo_type": recorded.get("tomo_type"),
+            "holdout": recorded.get("holdout"),
+            "held_out_runs": (recorded.get("validation") or {}).get("runs", []),
+            "training_runs": sorted(
+                run for run, split in (recorded.get("runs") or {}).items() if split.get("role") == "training"
+            ),
+            "synthetic_fraction": recorded.get("synthetic_fraction", 0.0),
+        }
+    else:
+        data = {"kind": "synthetic", "seed": training.get("seed")}
+        stages = training.get("stages")
+        if isinstance(stages, list):
+            data["stages"] = [s.get("preset") for s in stages if isinstance(s, dict)]
+    data["init_version"] = recipe.get("init_version")
+    held_out = {
+        name: float(config.scores[key]["weighted_f_beta"])
+        for key, name in _HELD_OUT_SCORES.items()
+        if isinstance(config.scores.get(key), dict) and "weighted_f_beta" in config.scores[key]
+    }
+    return data, held_out

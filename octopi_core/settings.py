@@ -143,6 +143,19 @@ class Settings(BaseSettings):
             nothing scrapes it.
         ui_enabled: serve the jobs page at ``/ui`` (and redirect ``/`` to it); env ``OCTOPI_UI`` (default
             True). The page holds no data itself: it asks for an API key and calls the JSON routes with it.
+        training_data: what the retraining job fine-tunes the champion on (``--data``): a copick project's
+            config JSON or a folder of ``NAME.zarr`` + ``NAME.picks.json``, local or ``s3://`` (default None:
+            retrain on generated tomograms only). Read by the retraining image's entry point
+            (``docker/train-entrypoint.sh``), which turns these settings into ``octopi-serve retrain`` flags.
+        training_picks_users: copick users whose picks are the truth (``--picks-user``, merged; default: the
+            one there is). The service writes its own picks as user ``octopi``; name the curators here.
+        training_picks_sessions: copick sessions, one per picks user, or none (``--picks-session``).
+        training_tomo_type: copick tomogram type (``--tomo-type``; default: the only one).
+        promotion_min_gain_f_beta: with training data, the candidate must beat the champion on the held-out
+            part of that data by more than 0 and at least this weighted F-beta (``--min-gain``; default 0.0).
+        promotion_max_forgetting_f_beta: with training data, the candidate may score at most this much lower
+            than the champion on the synthetic held-out set (``--max-forgetting``; default 0.02). Both
+            defaults are ``octopi_core.promotion``'s.
     """
 
     model_config = SettingsConfigDict(
@@ -199,8 +212,24 @@ class Settings(BaseSettings):
     max_tomogram_chunks: int = Field(DEFAULT_MAX_CHUNKS, ge=1)
     max_opens_per_client: int = Field(2, ge=1)
     remote_read_timeout_s: float = Field(300.0, gt=0)
+    # -- retraining on the users' data (issue 16); read by docker/train-entrypoint.sh --
+    training_data: str | None = None
+    training_picks_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    training_picks_sessions: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    training_tomo_type: str | None = None
+    # octopi_core.promotion's defaults, restated because that module loads torch (tests/core/test_promotion.py)
+    promotion_min_gain_f_beta: float = Field(0.0, ge=0.0, le=1.0)
+    promotion_max_forgetting_f_beta: float = Field(0.02, ge=0.0, le=1.0)
 
-    @field_validator("api_keys", "allowed_hosts", "local_roots", "trusted_proxies", mode="before")
+    @field_validator(
+        "api_keys",
+        "allowed_hosts",
+        "local_roots",
+        "trusted_proxies",
+        "training_picks_users",
+        "training_picks_sessions",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_list(value)
@@ -246,6 +275,13 @@ class Settings(BaseSettings):
         if self.worker_ttl_s < 2 * self.heartbeat_s:
             raise ValueError(
                 f"worker_ttl_s ({self.worker_ttl_s}) must be at least twice heartbeat_s ({self.heartbeat_s})"
+            )
+        if self.training_picks_sessions and len(self.training_picks_sessions) != len(
+            self.training_picks_users
+        ):
+            raise ValueError(
+                "OCTOPI_TRAINING_PICKS_SESSIONS needs one session per OCTOPI_TRAINING_PICKS_USERS user, got "
+                f"users {self.training_picks_users}, sessions {self.training_picks_sessions}"
             )
         if self.environment is Environment.PRODUCTION:
             weak = [k for k in self.api_keys if k.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS]
