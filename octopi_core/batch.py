@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import InferenceCancelledError
 from .options import PredictOptions
+from .preview import PreviewProjection, project_volume
 from .stage import Stage
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class BatchResult:
         written: what ``write`` returned for it (e.g. the paths written), None without ``write``.
         error: why it failed, None when it did not.
         failed_step: the :class:`Step` that failed, None when none did.
+        preview: a small projection of its volume for a preview figure (``with_preview``), else None.
     """
 
     index: int
@@ -100,6 +102,7 @@ class BatchResult:
     written: Any = None
     error: Exception | None = None
     failed_step: Step | None = None
+    preview: PreviewProjection | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,6 +125,7 @@ class _Loaded:
     tomogram: LoadedTomogram | None = None
     read_s: float = 0.0
     error: Exception | None = None
+    preview: PreviewProjection | None = None
 
 
 @dataclass
@@ -140,6 +144,7 @@ def predict_batch(
     on_stage: Callable[[int, Stage], None] | None = None,
     progress: Callable[[int, float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    with_preview: bool = False,
 ) -> Iterator[BatchResult]:
     """Pick particles in each tomogram of ``items`` with one loaded model, stages overlapped.
 
@@ -157,6 +162,9 @@ def predict_batch(
         progress: called with (index, fraction of windows done, 0..1) from the calling thread.
         should_cancel: polled between z-slabs while reading, between batches of windows and between
             tomograms; True stops the batch.
+        with_preview: keep a small projection of each volume (:func:`octopi_core.preview.project_volume`,
+            on the reader thread while the volume is in memory) in :attr:`BatchResult.preview`.
+            Default False.
 
     Returns:
         An iterator of one :class:`BatchResult` per item, in the order of ``items``. The work runs while
@@ -172,7 +180,7 @@ def predict_batch(
     if isinstance(read_ahead, bool) or not isinstance(read_ahead, int) or read_ahead < 1:
         raise ValueError(f"read_ahead must be an int of at least 1, got {read_ahead!r}")
     picker.particles(options)  # a bad class fails the batch at once, not every tomogram
-    return _run(picker, items, options, write, read_ahead, on_stage, progress, should_cancel)
+    return _run(picker, items, options, write, read_ahead, on_stage, progress, should_cancel, with_preview)
 
 
 def _run(
@@ -184,6 +192,7 @@ def _run(
     on_stage: Callable[[int, Stage], None] | None,
     progress: Callable[[int, float], None] | None,
     should_cancel: Callable[[], bool] | None,
+    with_preview: bool,
 ) -> Iterator[BatchResult]:
     state = _ReaderState()
 
@@ -194,7 +203,7 @@ def _run(
     loaded: queue.Queue[_Loaded | None] = queue.Queue()  # bounded by slots; None = no more items
     reader = threading.Thread(
         target=_read_all,
-        args=(picker, items, options, slots, loaded, state, cancelled, on_stage),
+        args=(picker, items, options, slots, loaded, state, cancelled, on_stage, with_preview),
         name="octopi-batch-reader",
         daemon=True,
     )
@@ -263,6 +272,7 @@ def _read_all(
     state: _ReaderState,
     cancelled: Callable[[], bool],
     on_stage: Callable[[int, Stage], None] | None,
+    with_preview: bool,
 ) -> None:
     try:
         for index, item in enumerate(items):
@@ -276,10 +286,13 @@ def _read_all(
                 if on_stage:
                     on_stage(index, Stage.FETCHING)
                 tomogram = picker.read(item.uri, options, should_cancel=cancelled)
+                read_s = time.perf_counter() - started
+                # Now or never: the volume is dropped after inference.
+                preview = _project(tomogram) if with_preview else None
             except Exception as e:  # noqa: BLE001 - one bad tomogram fails only itself
                 loaded.put(_Loaded(index, item, error=e))
             else:
-                loaded.put(_Loaded(index, item, tomogram, read_s=time.perf_counter() - started))
+                loaded.put(_Loaded(index, item, tomogram, read_s=read_s, preview=preview))
     except BaseException as e:  # noqa: BLE001 - the items iterable failed: the calling thread re-raises it
         state.failure = e
     finally:
@@ -339,7 +352,13 @@ def _finish(
         written = write(entry.item, document) if write else None
     except Exception as e:  # noqa: BLE001 - one bad tomogram (or write) fails only itself
         return _failed(entry.index, entry.item, e, step)
-    return BatchResult(entry.index, entry.item, document=document, written=written)
+    return BatchResult(entry.index, entry.item, document=document, written=written, preview=entry.preview)
+
+
+def _project(tomogram: LoadedTomogram) -> PreviewProjection:
+    return project_volume(
+        tomogram.volume, voxel_size_zyx_a=tomogram.voxel_size_zyx_a, origin_zyx_a=tomogram.origin_zyx_a
+    )
 
 
 def _failed(index: int, item: BatchItem, error: Exception | None, step: Step) -> BatchResult:

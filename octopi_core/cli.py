@@ -85,6 +85,16 @@ def build_parser(
     predict.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     predict.add_argument("--device", help="cpu, cuda, cuda:N (default: GPU when visible)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.add_argument(
+        "--run-name",
+        help="name of the run in the picks (one tomogram only; default: from the URI, or the copick run)",
+    )
+    predict.add_argument(
+        "--preview",
+        metavar="PNG",
+        help="also draw the picks over slabs and sections of the tomogram: a PNG file for one tomogram, "
+        "a folder (PNG/<run_name>.png) for several",
+    )
     copick = predict.add_argument_group(
         "copick", "pick the runs of a copick project and write the picks into it (instead of URIs and --out)"
     )
@@ -354,7 +364,7 @@ def progress_bar(quiet: bool):
 def _predict(args: argparse.Namespace) -> int:
     from .batch import BatchItem, predict_batch
     from .export import PicksFormat, render_picks, write_picks
-    from .options import FAST_OVERLAP, FAST_WINDOW_VOX
+    from .options import FAST_OVERLAP, FAST_WINDOW_VOX, check_run_name
     from .pipeline import Picker, PredictOptions
     from .stage import Stage
 
@@ -368,6 +378,7 @@ def _predict(args: argparse.Namespace) -> int:
             "overlap": args.overlap,
             "batch_size": args.batch_size,
             "tta": args.tta or None,
+            "run_name": args.run_name,
         }.items()
         if v is not None
     }
@@ -376,9 +387,13 @@ def _predict(args: argparse.Namespace) -> int:
         if getattr(args, flag) and not args.copick:
             raise ValueError(f"--{flag.replace('_', '-')} applies to --copick projects only")
     single = not args.copick and len(args.uris) == 1 and not _is_source(args.uris[0])
+    if args.run_name and not single:
+        raise ValueError("--run-name names one tomogram; several are named after their files or copick runs")
     write: Callable[[BatchItem, PicksDocument], Sequence[str | Path]] | None
     if single:
-        items, write, where = [BatchItem.from_uri(args.uris[0])], None, args.out
+        uri = args.uris[0]
+        item = BatchItem(uri, check_run_name(args.run_name)) if args.run_name else BatchItem.from_uri(uri)
+        items, write, where = [item], None, args.out
     elif args.copick:
         items, write, where, project_classes = _copick_target(args)
         options["classes"] = _copick_classes(args.classes, project_classes)
@@ -404,8 +419,13 @@ def _predict(args: argparse.Namespace) -> int:
             write=write,
             on_stage=on_stage,
             progress=lambda index, fraction: bar.update(task, completed=index + fraction),
+            with_preview=bool(args.preview),
         ):
             results.append(result)
+            if result.document is not None and result.preview is not None:
+                _write_preview(
+                    result, args.preview if single else Path(args.preview) / f"{result.item.run_name}.png"
+                )
             if result.document is not None and not single:
                 print(f"wrote {_written(result.written)} ({_counts(result.document)})", file=sys.stderr)
         bar.update(task, completed=1.0 if single else len(items), description="done")
@@ -422,6 +442,18 @@ def _predict(args: argparse.Namespace) -> int:
         sys.stdout.write(content if isinstance(content, str) else content.decode())
         sys.stdout.write("\n")
     return 0
+
+
+def _write_preview(result: BatchResult, path: str | Path) -> None:
+    # The preview figure of one picked tomogram (octopi_core.preview), next to its picks.
+    from .preview import render_preview_png
+
+    if result.preview is None or result.document is None:
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(render_preview_png(result.preview, result.document))
+    print(f"wrote {target}", file=sys.stderr)
 
 
 def _is_source(spec: str) -> bool:

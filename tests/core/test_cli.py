@@ -425,3 +425,46 @@ def test_retrain_from_champion_starts_from_the_registrys_champion(capsys, tmp_pa
     assert code == 0, err
     recipe = read_config(tmp_path / "run" / "best").training["recipe"]
     assert recipe["init_version"] == champion and recipe["init_checkpoint"] == str(registry.resolve(champion))
+
+
+def test_predict_run_name_names_the_run_and_preview_draws_the_picks(
+    capsys, tmp_path, random_checkpoint, small_tomogram
+):
+    import matplotlib.image
+
+    common = ["--model", str(random_checkpoint), "--window", "32", "--quiet"]
+    preview = tmp_path / "small.png"
+    code, out, err = _run(
+        capsys, "predict", str(small_tomogram[0]), *common, "--run-name", "TS_42", "--preview", str(preview)
+    )
+    assert code == 0, err
+    assert json.loads(out)["run_name"] == "TS_42"
+    image = matplotlib.image.imread(preview)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
+    code, _, err = _run(capsys, "predict", str(small_tomogram[0]), *common, "--run-name", "../etc")
+    assert code == 2 and "run_name" in err
+
+
+def test_predict_previews_one_png_per_tomogram_of_a_batch(
+    capsys, tmp_path, random_checkpoint, small_tomogram
+):
+    folder = tmp_path / "tomograms"
+    shutil.copytree(small_tomogram[0], folder / "a.zarr")
+    shutil.copytree(small_tomogram[0], folder / "b.zarr")
+    common = ["--model", str(random_checkpoint), "--window", "32", "--quiet"]
+    code, _, err = _run(
+        capsys,
+        "predict",
+        str(folder),
+        *common,
+        "--out",
+        str(tmp_path / "o"),
+        "--preview",
+        str(tmp_path / "p"),
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["a.png", "b.png"]
+    code, _, err = _run(
+        capsys, "predict", str(folder), *common, "--out", str(tmp_path / "o"), "--run-name", "x"
+    )
+    assert code == 2 and "--run-name names one tomogram" in err
