@@ -12,6 +12,7 @@ from octopi_core.options import RUN_NAME_PATTERN
 from worker.jobs.state import JobStage, JobStatus
 
 __all__ = [
+    "TrainingDataPublic",
     "JobCreate",
     "JobOptionsPublic",
     "JobLinks",
@@ -179,6 +180,27 @@ class JobsPublic(BaseModel):
     count: int
 
 
+class TrainingDataPublic(BaseModel):
+    """What a model was trained on: the user's labelled tomograms, or generated ones (``synthetic``)."""
+
+    kind: str = Field(description="synthetic, or the labelled source's kind: copick or folder")
+    source: str | None = Field(None, description="the copick config or folder it was fine-tuned on")
+    picks_users: list[str] = Field(
+        default_factory=list, description="copick users whose picks were the truth"
+    )
+    picks_sessions: list[str] = Field(default_factory=list)
+    tomo_type: str | None = None
+    holdout: str | None = Field(None, description="tomograms (whole ones held out) or blocks (y-blocks)")
+    held_out_runs: list[str] = Field(default_factory=list, description="runs with held-out data")
+    training_runs: list[str] = Field(default_factory=list)
+    synthetic_fraction: float | None = None
+    seed: int | None = Field(None, description="synthetic: the training seed")
+    stages: list[str] = Field(
+        default_factory=list, description="synthetic: the presets of its training stages"
+    )
+    init_version: str | None = Field(None, description="the model its training started from")
+
+
 class ModelPublic(BaseModel):
     """One model version."""
 
@@ -187,6 +209,12 @@ class ModelPublic(BaseModel):
     classes: list[str]
     voxel_size_a: float
     scores: dict[str, Any] = Field(default_factory=dict, description="validation scores")
+    trained_on: TrainingDataPublic
+    held_out: dict[str, float] = Field(
+        default_factory=dict,
+        description="weighted F-beta on each held-out set it was scored on when it was a candidate: "
+        "synthetic (generated held-out tomograms), data (the held-out part of the data it was fine-tuned on)",
+    )
 
 
 class ModelsPublic(BaseModel):

@@ -61,6 +61,7 @@ from .schemas import (
     ModelsPublic,
     Problem,
     Readiness,
+    TrainingDataPublic,
 )
 
 if TYPE_CHECKING:
@@ -122,18 +123,24 @@ def _model_config(registry: Registry, version: str | None) -> ModelConfig:
 
 
 def list_models(*, registry: Registry) -> ModelsPublic:
-    """Every model version with its scores, the champion marked."""
+    """Every model version with its scores and what it was trained on, the champion marked."""
+    from octopi_core.registry import training_provenance  # the gateway defers the registry module
+
     entries = registry.entries()
-    data = [
-        ModelPublic(
-            version=e.version,
-            champion=e.champion,
-            classes=list(e.config.classes),
-            voxel_size_a=e.config.voxel_size_a,
-            scores=e.config.scores,
+    data = []
+    for e in entries:
+        trained_on, held_out = training_provenance(e.config)  # from config.json; no weights are loaded
+        data.append(
+            ModelPublic(
+                version=e.version,
+                champion=e.champion,
+                classes=list(e.config.classes),
+                voxel_size_a=e.config.voxel_size_a,
+                scores=e.config.scores,
+                trained_on=TrainingDataPublic.model_validate(trained_on),
+                held_out=held_out,
+            )
         )
-        for e in entries
-    ]
     champion = next((e.version for e in entries if e.champion), None)
     return ModelsPublic(data=data, count=len(data), champion=champion)
 

@@ -311,7 +311,7 @@ def training_provenance(config: ModelConfig) -> tuple[dict[str, Any], dict[str, 
         data = {"kind": "synthetic", "seed": training.get("seed")}
         stages = training.get("stages")
         if isinstance(stages, list):
-            data["stages"] = [s.get("preset") for s in stages if isinstance(s, dict)]
+            data["stages"] = [s["preset"] for s in stages if isinstance(s, dict) and s.get("preset")]
     data["init_version"] = recipe.get("init_version")
     held_out = {
         name: float(config.scores[key]["weighted_f_beta"])

@@ -427,6 +427,107 @@ def test_retrain_from_champion_starts_from_the_registrys_champion(capsys, tmp_pa
     assert recipe["init_version"] == champion and recipe["init_checkpoint"] == str(registry.resolve(champion))
 
 
+def test_retrain_refuses_data_options_without_data_and_needs_a_config_or_data(capsys):
+    code, _, err = _run(capsys, "retrain", "tiny", "--picks-user", "curator", "--registry", "r")
+    assert code == 2 and "--picks-user apply to 'retrain --data SOURCE' only" in err
+    code, _, err = _run(capsys, "retrain", "tiny", "--min-gain", "0.1", "--registry", "r")
+    assert code == 2 and "--min-gain apply to 'retrain --data SOURCE' only" in err
+    code, _, err = _run(capsys, "retrain", "--registry", "r")
+    assert code == 2 and "needs a training config or preset, or --data SOURCE" in err
+
+
+@pytest.mark.slow
+def test_retrain_on_data_fine_tunes_the_champion_and_records_the_decision(capsys, tmp_path):
+    """Two labelled 32x64x64 tomograms in a folder, a registry in tmp_path, a two-step fine-tune."""
+    import torch
+    import yaml
+
+    from octopi_core.export import write_picks
+    from octopi_core.model_config import default_checkpoint_dir, read_config
+    from octopi_core.promotion import promotion_decision
+    from octopi_core.registry import Registry
+    from octopi_core.synth import PhantomSettings, make_phantom, write_phantom
+    from octopi_core.train.finetune import finetune_config
+
+    torch.set_num_threads(1)
+    folder = tmp_path / "labelled"
+    for seed, name in ((11, "a"), (12, "b")):
+        phantom = make_phantom(
+            seed, PhantomSettings(shape_zyx=(32, 64, 64), particles_per_1e9_a3=(60.0, 80.0))
+        )
+        path, truth_path = write_phantom(phantom, folder, name)
+        truth_path.unlink()
+        write_picks(phantom.truth_document(name, str(path)), folder / f"{name}.picks.json")
+    recipe = finetune_config(
+        patch_vox=32, epochs=1, steps_per_epoch=2, threads=1, device="cpu", val_window_vox=32, max_wall_s=60
+    )
+    config = tmp_path / "quick.yaml"
+    config.write_text(yaml.safe_dump(recipe.model_dump(mode="json")))
+    registry_dir = tmp_path / "registry"
+    code, out, err = _run(
+        capsys,
+        "retrain",
+        str(config),
+        "--data",
+        str(folder),
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        "--min-gain",
+        "0.0",
+        "--max-forgetting",
+        "0.05",
+        "--registry",
+        str(registry_dir),
+        "--eval-dir",
+        str(tmp_path / "held-out"),
+        "--eval-count",
+        "1",
+        "--eval-shape",
+        "32",
+        "64",
+        "64",
+        "--eval-window",
+        "32",
+    )
+    assert code == 0, err
+    outcome = json.loads(out[out.index("\n{") + 1 :])
+    registry = Registry(registry_dir)
+    shipped = read_config(default_checkpoint_dir()).version
+    candidate = outcome["candidate_version"]
+    assert outcome["champion_version"] == shipped, (
+        "with no champion promoted, the shipped model is fine-tuned"
+    )
+    assert read_config(tmp_path / "run" / "best").training["recipe"]["init_version"] == shipped
+    # Both models were scored on the user's held-out y-blocks and on the synthetic set.
+    assert None not in (
+        outcome["candidate_data_score"],
+        outcome["champion_data_score"],
+        outcome["champion_score"],
+    )
+    scores = registry.config(candidate).scores
+    assert scores["held_out_data"]["weighted_f_beta"] == outcome["candidate_data_score"]
+    assert scores["held_out_data"]["data"]["runs"] == ["a", "b"]
+    assert scores["held_out_data"]["data"]["source"] == str(folder)
+    assert registry.config(candidate).training["data"]["source"] == str(folder)
+    # The decision is the rule's, recorded with its numbers, and the pointer follows it.
+    expected = promotion_decision(
+        outcome["candidate_data_score"],
+        outcome["champion_data_score"],
+        outcome["candidate_score"],
+        outcome["champion_score"],
+        min_gain_f_beta=0.0,
+        max_forgetting_f_beta=0.05,
+    )
+    assert (outcome["promoted"], outcome["reason"]) == expected
+    (decision,) = registry.decisions(candidate)
+    assert decision["promoted"] == outcome["promoted"] and decision["reason"] == outcome["reason"]
+    assert decision["margins"] == {"min_gain_f_beta": 0.0, "max_forgetting_f_beta": 0.05}
+    assert decision["data"]["runs"] == ["a", "b"] and decision["decided_at"]
+    assert registry.champion_version() == (candidate if outcome["promoted"] else None)
+
+
 def test_predict_run_name_names_the_run_and_preview_draws_the_picks(
     capsys, tmp_path, random_checkpoint, small_tomogram
 ):
