@@ -234,6 +234,12 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split_list(value)
 
+    @field_validator("training_data", "training_tomo_type", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes ${OCTOPI_TRAINING_DATA:-} through as "", which means: no training data.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("allowed_schemes", mode="before")
     @classmethod
     def _known_schemes(cls, value: object) -> object:

@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from octopi_core.model_config import read_config
 from octopi_core.registry import Registry
 
 from .artifacts import kubectl_binary, render
-from .contract import ROOT
+from .contract import ROOT, parse_cli, settings_from_env
 
 ENTRYPOINT = ROOT / "docker" / "train-entrypoint.sh"
 
@@ -54,6 +55,61 @@ def test_entrypoint_refuses_to_run_without_a_registry(tmp_path):
     )
     assert result.returncode == 2
     assert "OCTOPI_REGISTRY_URI" in result.stderr
+
+
+def _retrain_argv(tmp_path, args: list[str], **env: str) -> list[str]:
+    """The arguments the entry point hands to `octopi-serve` (a stand-in that prints them), one per line."""
+    stub = tmp_path / "bin" / "octopi-serve"
+    stub.parent.mkdir(exist_ok=True)
+    stub.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
+    stub.chmod(0o755)
+    environment = _environment(**env)
+    environment["PATH"] = f"{stub.parent}{os.pathsep}{environment['PATH']}"
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_training_data_settings_become_retrain_flags_that_parse(tmp_path):
+    args = _dev_cronjob_args()
+    env = {
+        "OCTOPI_REGISTRY_URI": "s3://bucket/registry",
+        "OCTOPI_TRAINING_DATA": "s3://lab/project/copick.json",
+        "OCTOPI_TRAINING_PICKS_USERS": "curator, reviewer",
+        "OCTOPI_TRAINING_PICKS_SESSIONS": "1,2",
+        "OCTOPI_TRAINING_TOMO_TYPE": "wbp",
+        "OCTOPI_PROMOTION_MIN_GAIN_F_BETA": "0.01",
+        "OCTOPI_PROMOTION_MAX_FORGETTING_F_BETA": "0.03",
+    }
+    argv = _retrain_argv(tmp_path, args, **env)
+    assert argv[0] == "retrain"
+    parsed, settings = parse_cli(argv), settings_from_env(env)
+    assert parsed.config == args[0] and parsed.registry == settings.registry_uri
+    assert parsed.data == settings.training_data == "s3://lab/project/copick.json"
+    assert parsed.picks_user == settings.training_picks_users == ["curator", "reviewer"]
+    assert parsed.picks_session == settings.training_picks_sessions == ["1", "2"]
+    assert parsed.tomo_type == settings.training_tomo_type == "wbp"
+    assert parsed.min_gain == settings.promotion_min_gain_f_beta == 0.01
+    assert parsed.max_forgetting == settings.promotion_max_forgetting_f_beta == 0.03
+    # With no arguments the recipe is the fine-tuning defaults, not the card's 500 epochs.
+    assert parse_cli(_retrain_argv(tmp_path, [], **env)).config == "finetune"
+
+
+def test_empty_training_data_as_the_configmap_ships_it_retrains_on_generated_tomograms(tmp_path):
+    config_map = yaml.safe_load((ROOT / "k8s" / "base" / "config.yaml").read_text())
+    env = {
+        k: v for k, v in config_map["data"].items() if k.startswith(("OCTOPI_TRAINING", "OCTOPI_PROMOTION"))
+    }
+    assert "OCTOPI_TRAINING_DATA" in env and settings_from_env(env).training_data is None
+    argv = _retrain_argv(tmp_path, ["tiny"], OCTOPI_REGISTRY_URI="r", **env)
+    assert argv == ["retrain", "tiny", "--registry", "r"]
 
 
 @pytest.mark.slow
