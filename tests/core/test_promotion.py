@@ -37,6 +37,9 @@ def test_worse_candidate_is_recorded_but_not_promoted(tmp_path, evaluation, rand
     assert registry.champion_version() is None  # the shipped model stays in charge
     assert result.candidate_version in registry.versions()
     assert "held_out" in registry.config(result.candidate_version).scores
+    (decision,) = registry.decisions(result.candidate_version)
+    assert not decision["promoted"] and decision["reason"] == result.reason
+    assert decision["champion_score"] == result.champion_score and decision["data"] == {"kind": "synthetic"}
 
 
 @pytest.mark.slow
@@ -50,6 +53,7 @@ def test_better_candidate_is_promoted(tmp_path, evaluation, random_checkpoint):
     assert result.promoted and result.candidate_score > result.champion_score
     assert registry.champion_version() == result.candidate_version != weak
     assert registry.champion_history()[-1]["reason"].startswith("weighted F-beta")
+    assert registry.decisions(result.candidate_version)[-1]["promoted"] is True
 
 
 # -- the decision rule ----------------------------------------------------------------------------------
