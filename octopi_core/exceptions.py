@@ -30,6 +30,7 @@ __all__ = [
     "TrainingDataError",
     "DataSourceError",
     "AmbiguousDataError",
+    "UnknownRunError",
     "PicksExistError",
 ]
 
@@ -128,6 +129,10 @@ class DataSourceError(OctopiError):
 
 class AmbiguousDataError(DataSourceError):
     """Several tomogram types, voxel spacings, picks sessions or files match; the message says what to pass."""
+
+
+class UnknownRunError(DataSourceError):
+    """The copick project has no run of the name asked for."""
 
 
 class PicksExistError(OctopiError):

@@ -173,6 +173,7 @@ def open_copick(
     picks_user: str | None = None,
     picks_session: str | None = None,
     with_truth: bool = True,
+    with_tomograms: bool = True,
     storage_options: dict | None = None,
 ) -> CopickSource:
     """Open the copick project of ``config_uri``: one item per run that has the chosen tomogram.
@@ -185,6 +186,8 @@ def open_copick(
         picks_session: which session's; None: any. Together they must pick one ``(user, session)`` in
             the project.
         with_truth: read the truth picks (default True); False lists tomograms only.
+        with_tomograms: choose a tomogram type and spacing and list the items (default True); False opens the
+            project only to write picks into its runs: no items, ``tomo_type`` empty, no truth.
         storage_options: fsspec options for ``s3://`` roots, over the config's ``*_fs_args``.
 
     Returns:
@@ -225,6 +228,8 @@ def open_copick(
     source.all_runs = sorted(tomograms)
     if not tomograms:
         raise DataSourceError(f"copick project {config_uri!r} has no runs under ExperimentRuns/")
+    if not with_tomograms:  # writing picks needs the runs, objects and picks files only
+        return source
     spacing_a, source.tomo_type = _choose_tomogram(tomograms, tomo_type, voxel_size_a, config_uri)
     source.voxel_spacing_a = spacing_a
     unknown = {o for o, c in source.objects.items() if c is None and _is_particle(config, o)}
