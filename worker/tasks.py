@@ -21,6 +21,7 @@ import redis
 from redis import Redis
 from rq.timeouts import JobTimeoutException
 
+from octopi_core.data.copick_output import open_copick_output, write_copick_output
 from octopi_core.exceptions import InferenceCancelledError, OctopiError
 from octopi_core.export import PicksFormat, render_picks
 from octopi_core.io import check_output_writable, service_storage_options, write_output
@@ -30,7 +31,7 @@ from octopi_core.settings import Settings, get_settings
 from .jobs.exceptions import InternalJobError, JobTimeoutError, OutputWriteError
 from .jobs.keys import RUNNING_KEY, cancel_key, preview_key, reuse_key
 from .jobs.lifecycle import claim_attempt, finish_attempt, owner_token, requeue_attempt
-from .jobs.state import JobRecord, JobStage, JobStatus, fetch_result, set_progress, set_stage
+from .jobs.state import JobOptions, JobRecord, JobStage, JobStatus, fetch_result, set_progress, set_stage
 from .model_cache import ModelCache
 
 __all__ = ["TaskContext", "configure", "current_context", "pick_particles", "connect"]
@@ -179,8 +180,8 @@ def _run(context: TaskContext, record: JobRecord) -> str:
     settings = context.settings
     previews: list[bytes] = []  # the preview projection, kept while the volume is in memory
     try:
-        if options.output_uri:  # before the computation, not after it
-            _check_output(options.output_uri, settings)
+        if options.output_uri or options.copick_config:  # before the computation, not after it
+            _check_output(options, settings)
         picker = context.models.get(record.model_version)
         storage_options = service_storage_options(
             record.tomogram_uri,
@@ -221,9 +222,7 @@ def _succeed(
         connection, ttl_s = context.connection, context.settings.result_ttl_s
         _best_effort(lambda: connection.set(preview_key(record.id), preview, ex=ttl_s))
     try:
-        outputs = _write_outputs(
-            document, record.options.output_uri, record.options.formats, context.settings
-        )
+        outputs = _write_outputs(document, record.options, context.settings)
     except OutputWriteError as e:
         return _finish(context, record, JobStatus.FAILED, error=e)
     return _finish(
@@ -266,44 +265,70 @@ def _reusable_result(connection: Redis, record: JobRecord) -> tuple[str, PicksDo
     return None if text is None else (source_id, PicksDocument.model_validate_json(text))
 
 
-def _check_output(output_uri: str, settings: Settings) -> None:
-    """Refuse an output directory the picks could not be written to, before computing them.
+def _check_output(options: JobOptions, settings: Settings) -> None:
+    """Refuse an output directory or copick project the picks could not be written to, before computing them.
 
     Raises:
-        OutputWriteError: as a failed write would (the gateway checked it too, as OutputNotWritableError).
+        OutputWriteError: as a failed write would (the gateway checked them too, with named errors).
     """
     try:
-        check_output_writable(output_uri, local_roots=settings.local_roots)
-    except OctopiError as e:
+        if options.output_uri:
+            check_output_writable(options.output_uri, local_roots=settings.local_roots)
+        if options.copick_config:
+            open_copick_output(
+                options.copick_config,
+                options.run_name or "",
+                user=options.pick_user,
+                session=options.pick_session,
+                local_roots=settings.local_roots,
+                storage_options=_copick_storage_options(options.copick_config, settings),
+            )
+    except (OctopiError, ValueError) as e:
         raise OutputWriteError(f"{e}; nothing was computed") from e
 
 
-def _write_outputs(
-    document: PicksDocument, output_uri: str | None, formats: list[str], settings: Settings
-) -> list[str]:
-    """Write ``<output_uri>/<run_name>.picks.<ext>`` for each format (local targets under the local roots);
-    return the URIs written.
+def _write_outputs(document: PicksDocument, options: JobOptions, settings: Settings) -> list[str]:
+    """Write ``<output_uri>/<run_name>.picks.<ext>`` for each format (local targets under the local roots), and
+    the copick picks files into the copick project; return the URIs written.
 
     Raises:
         OutputWriteError: when a file cannot be written.
     """
-    if not output_uri:
-        return []
     written = []
-    for name in formats:
+    for name in options.formats if options.output_uri else []:
         fmt = PicksFormat(name)
-        target = f"{output_uri.rstrip('/')}/{document.run_name}.picks.{fmt.extension}"
-        options = service_storage_options(target, s3_endpoint_url=settings.s3_endpoint_url)
+        target = f"{str(options.output_uri).rstrip('/')}/{document.run_name}.picks.{fmt.extension}"
+        storage_options = service_storage_options(target, s3_endpoint_url=settings.s3_endpoint_url)
         try:
             written.append(
                 write_output(
                     target,
                     render_picks(document, fmt),
                     local_roots=settings.local_roots,
-                    storage_options=options,
+                    storage_options=storage_options,
                 )
             )
         except Exception as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)  # not the resolved path
             raise OutputWriteError(f"could not write {target}: {type(e).__name__}: {reason}") from e
+    if options.copick_config:  # a new session unless one was asked for: never another job's picks
+        try:
+            written += write_copick_output(
+                document,
+                options.copick_config,
+                user=options.pick_user,
+                session=options.pick_session,
+                local_roots=settings.local_roots,
+                storage_options=_copick_storage_options(options.copick_config, settings),
+            )
+        except Exception as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise OutputWriteError(
+                f"could not write the picks into copick project {options.copick_config} run "
+                f"{document.run_name}: {type(e).__name__}: {reason}"
+            ) from e
     return written
+
+
+def _copick_storage_options(config_uri: str, settings: Settings) -> dict | None:
+    return service_storage_options(config_uri, s3_endpoint_url=settings.s3_endpoint_url)

@@ -74,6 +74,9 @@ class JobOptions(BaseModel):
         output_uri: directory or prefix that receives ``<run_name>.picks.<format>`` files, or None.
         window_vox, overlap, batch_size: sliding-window settings (voxels, fraction, windows per pass).
         run_name: the run name of the picks (and of the output files); None = from the tomogram URI.
+        copick_config: copick project (its config JSON) that receives the picks in run ``run_name``, or None.
+        pick_user: copick user id of those picks.
+        pick_session: their copick session id; None = a new one, taken when the picks are written.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,6 +90,9 @@ class JobOptions(BaseModel):
     overlap: float = DEFAULT_OVERLAP
     batch_size: int | None = DEFAULT_BATCH_SIZE
     run_name: str | None = None
+    copick_config: str | None = None
+    pick_user: str = "octopi"
+    pick_session: str | None = None
 
     def predict_options(self, storage_options: dict | None = None) -> PredictOptions:
         """The pipeline's options for this job."""
