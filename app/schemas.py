@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from octopi_core.export import PicksFormat
 from octopi_core.options import RUN_NAME_PATTERN
@@ -25,6 +25,9 @@ __all__ = [
     "Health",
     "Readiness",
 ]
+
+# A copick user or session id: no "_" (it splits file names), spaces or path characters; not a dot file.
+_COPICK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"
 
 
 class JobCreate(BaseModel):
@@ -94,8 +97,38 @@ class JobCreate(BaseModel):
         strict=True,
         pattern=RUN_NAME_PATTERN,
         description="run name of the picks and their files (e.g. the copick run); default from the tomogram "
-        "URI (a copick run folder, else the file or store name)",
+        "URI (a copick run folder, else the file or store name). With copick_config: the run that receives "
+        "the picks, required",
     )
+    copick_config: str | None = Field(
+        None,
+        strict=True,
+        min_length=1,
+        max_length=4096,
+        description="copick project that also receives the picks: its config JSON, a local path (under the "
+        "allowed roots) or s3://; written as copick picks files into run run_name of its overlay root",
+    )
+    pick_user: str | None = Field(
+        None,
+        strict=True,
+        pattern=_COPICK_ID_PATTERN,
+        description="with copick_config: copick user id of the picks; default octopi",
+    )
+    pick_session: str | None = Field(
+        None,
+        strict=True,
+        pattern=_COPICK_ID_PATTERN,
+        description="with copick_config: copick session id of the picks, which must be new; default a new "
+        "session (one past the user's largest) taken when the picks are written",
+    )
+
+    @model_validator(mode="after")
+    def _copick_fields_go_together(self) -> JobCreate:
+        if self.copick_config is None and (self.pick_user is not None or self.pick_session is not None):
+            raise ValueError("pick_user and pick_session need copick_config")
+        if self.copick_config is not None and self.run_name is None:
+            raise ValueError("copick_config needs run_name: the copick run that receives the picks")
+        return self
 
 
 class JobOptionsPublic(BaseModel):
@@ -109,6 +142,9 @@ class JobOptionsPublic(BaseModel):
     window_vox: tuple[int, int, int] = Field(description="sliding-window size, zyx voxels")
     overlap: float = Field(description="window overlap fraction")
     run_name: str | None = Field(None, description="run name asked for; null: from the tomogram URI")
+    copick_config: str | None = Field(None, description="copick project receiving the picks, in run run_name")
+    pick_user: str = Field("octopi", description="copick user id of those picks")
+    pick_session: str | None = Field(None, description="their copick session id; null: a new one")
 
 
 class JobLinks(BaseModel):

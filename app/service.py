@@ -15,6 +15,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
@@ -234,6 +235,38 @@ def _check_output_writable(uri: str, settings: Settings) -> None:
     check_output_writable(uri, local_roots=settings.local_roots)
 
 
+def _check_copick_output(
+    body: JobCreate, settings: Settings, classes: list[str] | None, model_classes: Sequence[str]
+) -> list[str]:
+    """Refuse at submission a copick project the workers could not write the picks into (checked again by
+    them), and return the classes to pick: the asked ones, else the model's that the project has objects for.
+
+    Raises:
+        UriNotAllowedError: the config or one of its roots is outside the URI policy.
+        DataSourceError, UnknownRunError, OutputNotWritableError, PicksExistError, ValueError: from
+            :func:`octopi_core.data.copick_output.open_copick_output`.
+    """
+    from octopi_core.data.copick_output import copick_output_classes, copick_root_uris, open_copick_output
+    from octopi_core.io import service_storage_options
+
+    uri = str(body.copick_config)
+    check_output_uri(uri, settings, what="copick_config")
+    storage_options = service_storage_options(
+        uri, s3_endpoint_url=settings.s3_endpoint_url, request_timeout_s=settings.open_timeout_s
+    )
+    for root in copick_root_uris(uri, storage_options=storage_options):  # before any root is listed
+        check_output_uri(root, settings, what=f"a root of copick_config {uri!r}")
+    source = open_copick_output(
+        uri,
+        str(body.run_name),
+        user=body.pick_user or "octopi",
+        session=body.pick_session,
+        local_roots=settings.local_roots,
+        storage_options=storage_options,
+    )
+    return copick_output_classes(source, classes, model_classes)
+
+
 def _fingerprint(body: JobCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:32]
 
@@ -300,8 +333,11 @@ def submit_job(
         check_output_uri(body.output_uri, settings)
         _check_output_writable(body.output_uri, settings)
     config = _model_config(registry, body.model_version)
+    classes = check_model_classes(config, body.classes)
+    if body.copick_config:
+        classes = _check_copick_output(body, settings, classes, config.classes)
     options = JobOptions(
-        classes=check_model_classes(config, body.classes),
+        classes=classes,
         voxel_size_a=body.voxel_size_a,
         tta=body.tta,
         formats=[f.value for f in dict.fromkeys(body.formats)],
@@ -310,6 +346,9 @@ def submit_job(
         overlap=settings.overlap,
         batch_size=settings.batch_size,
         run_name=body.run_name,
+        copick_config=normalize_uri(body.copick_config) if body.copick_config else None,
+        pick_user=body.pick_user or "octopi",
+        pick_session=body.pick_session,
     )
     uri = normalize_uri(body.tomogram_uri)
     identity = _inspect_tomogram(  # the URI as given: errors must not show its resolved path or the cwd
@@ -339,7 +378,8 @@ def submit_job(
                 replayed = _replay(pipe, stored, fingerprint)
                 if replayed is not None:
                     return replayed, False
-        twin = None if options.output_uri else _finished_twin(pipe, digest)
+        # a job that writes files must run, so its files are written
+        twin = None if options.output_uri or options.copick_config else _finished_twin(pipe, digest)
         own_twin = twin[0] if twin is not None and twin[0].client_id == client_id else None
         pipe.multi()
         if ikey:

@@ -176,13 +176,18 @@ def check_tomogram_uri(uri: str, settings: Settings) -> None:
     _check(uri, settings, schemes={"file", "http", "https", "s3"}, what="tomogram_uri")
 
 
-def check_output_uri(uri: str, settings: Settings) -> None:
+def check_output_uri(uri: str, settings: Settings, *, what: str = "output_uri") -> None:
     """Refuse an output location the service must not write (``file`` under the roots, or ``s3``).
+
+    Args:
+        uri: the location.
+        settings: the policy's settings.
+        what: the request field it came from, for messages (default ``output_uri``).
 
     Raises:
         UriNotAllowedError: as for tomograms; ``http(s)`` outputs are refused too.
     """
-    _check(uri, settings, schemes={"file", "s3"}, what="output_uri")
+    _check(uri, settings, schemes={"file", "s3"}, what=what)
 
 
 def normalize_uri(uri: str) -> str:
