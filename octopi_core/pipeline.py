@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from .picks import PicksDocument
 from .preview import PreviewProjection, project_volume
 from .stage import Stage
 
-__all__ = ["Stage", "PredictOptions", "Picker", "run_name_from_uri"]
+__all__ = ["Stage", "PredictOptions", "Picker", "InferredTomogram", "run_name_from_uri"]
 
 
 def run_name_from_uri(uri: str) -> str:
@@ -52,6 +53,26 @@ def run_name_from_uri(uri: str) -> str:
     if len(parts) >= 3 and re.fullmatch(r"VoxelSpacing\d+(\.\d+)?", parts[-2]) and parts[-3]:
         return parts[-3]
     return re.sub(r"\.(ome\.zarr|zarr|mrc|rec|map)$", "", parts[-1], flags=re.IGNORECASE) or "tomogram"
+
+
+@dataclass
+class InferredTomogram:
+    """A tomogram read and segmented, waiting to be localized (:meth:`Picker.infer`, then
+    :meth:`Picker.picks_from`). Its volume is dropped; the maps take 3 B/voxel.
+
+    Attributes:
+        uri: the tomogram's URI, as given to :meth:`Picker.infer`.
+        tomogram: the tomogram read, without its volume.
+        segmentation: its label map (uint8) and confidence map (float16), ``(Z, Y, X)``.
+        timings_s: seconds spent reading (``read``) and segmenting (``inference``).
+        elapsed_s: seconds from the start of :meth:`Picker.infer` to its end.
+    """
+
+    uri: str
+    tomogram: LoadedTomogram
+    segmentation: SegmentationResult
+    timings_s: dict[str, float]
+    elapsed_s: float
 
 
 class Picker:
@@ -264,6 +285,33 @@ class Picker:
             UnknownParticleClassError: for a class the model does not pick (a ValueError).
             ValueError: for a name that is no particle class.
         """
+        inferred = self.infer(
+            uri,
+            options,
+            on_stage=on_stage,
+            progress=progress,
+            should_cancel=should_cancel,
+            on_preview=on_preview,
+        )
+        return self.picks_from(inferred, options, on_stage=on_stage)
+
+    def infer(
+        self,
+        uri: str,
+        options: PredictOptions = PredictOptions(),
+        *,
+        on_stage: Callable[[Stage], None] | None = None,
+        progress: Callable[[float], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        on_preview: Callable[[PreviewProjection], None] | None = None,
+    ) -> InferredTomogram:
+        """The first half of :meth:`predict`: :meth:`read` and :meth:`segment` (the device's part).
+
+        Args and Raises: as :meth:`predict` (localization's errors come from :meth:`picks_from`).
+
+        Returns:
+            The segmented tomogram, for :meth:`picks_from`.
+        """
         self.particles(options)
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -287,12 +335,34 @@ class Picker:
         segmentation = self.segment(tomogram.volume, options, progress=progress, should_cancel=should_cancel)
         del tomogram.volume
         timings["inference"] = time.perf_counter() - mark
+        return InferredTomogram(uri, tomogram, segmentation, timings, time.perf_counter() - started)
 
+    def picks_from(
+        self,
+        inferred: InferredTomogram,
+        options: PredictOptions = PredictOptions(),
+        *,
+        on_stage: Callable[[Stage], None] | None = None,
+    ) -> PicksDocument:
+        """The second half of :meth:`predict` (the CPU's part): :meth:`localize` and :meth:`document`.
+
+        Args:
+            inferred: from :meth:`infer`, with the same ``options``.
+            options: ``classes``, ``threshold``, ``min_score`` and ``run_name`` apply.
+            on_stage: called with :attr:`Stage.LOCALIZING`.
+
+        Returns:
+            The picks; ``timings_s["total"]`` counts the time in :meth:`infer` and here, not a wait between.
+
+        Raises:
+            UnknownParticleClassError, ValueError: as :meth:`particles`.
+        """
         if on_stage:
             on_stage(Stage.LOCALIZING)
+        timings = dict(inferred.timings_s)
         mark = time.perf_counter()
-        found = self.localize(tomogram, segmentation, options)
+        found = self.localize(inferred.tomogram, inferred.segmentation, options)
         timings["localize"] = time.perf_counter() - mark
-        timings["total"] = time.perf_counter() - started
-        run_name = options.run_name or run_name_from_uri(uri)
-        return self.document(found, tomogram, run_name=run_name, timings_s=timings)
+        timings["total"] = inferred.elapsed_s + timings["localize"]
+        run_name = options.run_name or run_name_from_uri(inferred.uri)
+        return self.document(found, inferred.tomogram, run_name=run_name, timings_s=timings)

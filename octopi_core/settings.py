@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         batch_size: windows per forward pass; unset = as many as fit the device's voxel budget.
             Cancellation is checked between batches.
         model_cache_size: loaded models a worker keeps (default 2).
+        worker_overlap: a worker hands each job's localization, result and outputs to a background thread
+            and takes the next job meanwhile, so reading and inference overlap the previous job's
+            localization; at most one job waits for or is in that thread (default True). The job stays owned
+            by the worker until its outcome is stored, so a killed worker's job is still re-queued.
         s3_endpoint_url: S3 endpoint for ``s3://`` tomograms and outputs (env ``OCTOPI_S3_ENDPOINT_URL``, else
             ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``); trusted. The entry points pass it to
             ``octopi_core.io.service_storage_options``; None leaves the endpoint to botocore.
@@ -191,6 +195,7 @@ class Settings(BaseSettings):
     overlap: float = Field(DEFAULT_OVERLAP, ge=0.0, lt=1.0)
     batch_size: int | None = Field(DEFAULT_BATCH_SIZE, ge=1)
     model_cache_size: int = Field(2, ge=1)
+    worker_overlap: bool = True
     s3_endpoint_url: str | None = Field(
         None,
         validation_alias=AliasChoices(

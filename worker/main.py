@@ -2,8 +2,10 @@
 
 The worker is an RQ :class:`~rq.SimpleWorker` (no fork per job), so the model loaded at start stays on
 its device (GPU when present) for every job. SIGTERM or SIGINT: a running job stops at its next batch
-of windows and is re-queued at the front (not counted as a try), then the process exits 0. A second
-signal exits at once. Between jobs the worker loads a newly promoted champion.
+of windows and is re-queued at the front (not counted as a try), a job in the finisher (its localization
+and outputs, see :mod:`worker.finisher`) is finished and recorded, then the process exits 0. A second
+signal exits at once, leaving a job in the finisher to the dead-worker sweep. Between jobs the worker loads
+a newly promoted champion.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rq.exceptions import StopRequested
 
 from octopi_core.settings import Settings
 
+from .finisher import Finisher
 from .heartbeat import Heartbeat
 from .jobs.queue import make_queue
 from .tasks import TaskContext, configure, connect
@@ -90,7 +93,10 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
     models = ModelCache(
         Registry(settings.registry_uri), device=settings.device, capacity=settings.model_cache_size
     )
-    context = TaskContext(settings=settings, worker_name=name, models=models, connection=connection)
+    finisher = Finisher(name) if settings.worker_overlap else None
+    context = TaskContext(
+        settings=settings, worker_name=name, models=models, connection=connection, finisher=finisher
+    )
     configure(context)
     models.refresh_champion()
     _warm_up(models, settings)
@@ -132,7 +138,13 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
             except StopRequested:
                 break
     finally:
-        heartbeat.stop(forget=True)
+        try:
+            if finisher is not None:  # beating meanwhile: the job it holds is recorded, not reaped
+                if finisher.busy:
+                    log.info("worker %s: finishing the job in the finisher before it stops", name)
+                finisher.close()
+        finally:
+            heartbeat.stop(forget=True)
     log.info("worker %s stopped", name)
     return 0
 

@@ -3,7 +3,10 @@
 The task loads the tomogram and computes through :class:`octopi_core.pipeline.Picker`, reports stage and
 progress into the job record as it goes, checks between z-slabs while reading and between batches of
 windows whether to stop (cancelled, shutting down, or no longer the owner), and returns a JSON-safe summary,
-never arrays. Before reading a voxel it checks the output directory and, on the tomogram it opened itself,
+never arrays. With the worker's :class:`~worker.finisher.Finisher`, the task returns once the tomogram is
+inferred, and the finisher localizes, writes the outputs and records the outcome (the job stays owned by
+the worker until then); without one (``worker_overlap`` off, or a plain RQ worker) the task does it all.
+Before reading a voxel it checks the output directory and, on the tomogram it opened itself,
 the size and chunk limits (a host may answer the worker otherwise than it answered the gateway).
 """
 
@@ -26,8 +29,10 @@ from octopi_core.exceptions import InferenceCancelledError, OctopiError
 from octopi_core.export import PicksFormat, render_picks
 from octopi_core.io import check_output_writable, service_storage_options, write_output
 from octopi_core.picks import PicksDocument
+from octopi_core.pipeline import InferredTomogram, Picker, PredictOptions
 from octopi_core.settings import Settings, get_settings
 
+from .finisher import Finisher
 from .jobs.exceptions import InternalJobError, JobTimeoutError, OutputWriteError
 from .jobs.keys import RUNNING_KEY, cancel_key, preview_key, reuse_key
 from .jobs.lifecycle import claim_attempt, finish_attempt, owner_token, requeue_attempt
@@ -55,13 +60,15 @@ def connect(settings: Settings) -> Redis:
 
 @dataclass
 class TaskContext:
-    """What a worker process shares with its tasks: settings, its name, its models and its shutdown flag."""
+    """What a worker process shares with its tasks: settings, its name, its models, its shutdown flag and
+    its finisher (None: each task ends its own job)."""
 
     settings: Settings
     worker_name: str
     models: ModelCache
     connection: Redis
     shutdown: threading.Event = field(default_factory=threading.Event)
+    finisher: Finisher | None = None
 
 
 _context: TaskContext | None = None
@@ -116,7 +123,8 @@ def pick_particles(job_id: str, attempt: int) -> dict:
     """Run attempt ``attempt`` of job ``job_id`` and record its outcome.
 
     Returns:
-        ``{"job_id", "status"}``: the job's status afterwards, or ``skipped`` for a stale attempt.
+        ``{"job_id", "status"}``: the job's status afterwards (``running`` when handed to the finisher), or
+        ``skipped`` for a stale attempt.
     """
     context = current_context()
     connection, settings = context.connection, context.settings
@@ -188,9 +196,10 @@ def _run(context: TaskContext, record: JobRecord) -> str:
             s3_endpoint_url=settings.s3_endpoint_url,
             request_timeout_s=settings.remote_read_timeout_s,
         )
-        document = picker.predict(
+        predict_options = replace(options.predict_options(storage_options), limits=settings.tomogram_limits)
+        inferred = picker.infer(
             record.tomogram_uri,
-            replace(options.predict_options(storage_options), limits=settings.tomogram_limits),
+            predict_options,
             on_stage=on_stage,
             progress=progress,
             should_cancel=should_cancel,
@@ -205,7 +214,44 @@ def _run(context: TaskContext, record: JobRecord) -> str:
     except Exception as e:  # a bug or an exhausted resource: report it on the job, keep the worker alive
         log.exception("job %s failed unexpectedly", record.id)
         return _finish(context, record, JobStatus.FAILED, error=InternalJobError(f"{type(e).__name__}: {e}"))
-    return _succeed(context, record, document, preview=previews[0] if previews else None)
+
+    def conclude() -> str:
+        preview = previews[0] if previews else None
+        return _conclude(
+            context, record, picker, inferred, predict_options, on_stage=on_stage, preview=preview
+        )
+
+    if context.finisher is None:
+        return conclude()
+    context.finisher.submit(conclude)  # waits for the job before it: at most one there
+    return JobStatus.RUNNING.value
+
+
+def _conclude(
+    context: TaskContext,
+    record: JobRecord,
+    picker: Picker,
+    inferred: InferredTomogram,
+    options: PredictOptions,
+    *,
+    on_stage: Callable[[object], None],
+    preview: bytes | None,
+) -> str:
+    """Localize ``inferred``, write the outputs and record the outcome (in the finisher, or the task)."""
+    try:
+        document = picker.picks_from(inferred, options, on_stage=on_stage)
+    except (OctopiError, ValueError) as e:
+        return _finish(context, record, JobStatus.FAILED, error=e)
+    except Exception as e:  # a bug or an exhausted resource: report it on the job
+        log.exception("job %s failed unexpectedly while localizing", record.id)
+        return _finish(context, record, JobStatus.FAILED, error=InternalJobError(f"{type(e).__name__}: {e}"))
+    try:
+        cancelled = bool(context.connection.exists(cancel_key(record.id)))  # asked during localization
+    except _REDIS_ERRORS:
+        cancelled = False
+    if cancelled:
+        return _finish(context, record, JobStatus.CANCELLED)
+    return _succeed(context, record, document, preview=preview)
 
 
 def _succeed(
