@@ -55,4 +55,4 @@ bench: setup
 	$(PY) bench/bench_pipeline.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) $(COPICK_VENV) demo-output .pytest_cache
