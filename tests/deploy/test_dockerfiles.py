@@ -134,7 +134,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context(path):
     [
         "pyproject.toml",
         "README.md",
-        "octopi_core/cli.py",
+        "octopi_core/cli/__init__.py",
         "octopi_core/models/default/model.safetensors",
         "octopi_core/presets/tiny.yaml",
         "app/main.py",
