@@ -21,6 +21,22 @@ def _run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+def _held_out_args(tmp_path):
+    # One small held-out tomogram for retrain's comparison: seconds, not minutes.
+    return [
+        "--eval-dir",
+        str(tmp_path / "held-out"),
+        "--eval-count",
+        "1",
+        "--eval-shape",
+        "32",
+        "64",
+        "64",
+        "--eval-window",
+        "32",
+    ]
+
+
 @pytest.mark.slow
 def test_predict_writes_every_format_and_evaluate_scores(capsys, tmp_path, random_checkpoint, small_tomogram):
     tomogram, truth = small_tomogram
@@ -411,16 +427,7 @@ def test_retrain_from_champion_starts_from_the_registrys_champion(capsys, tmp_pa
         "--from-champion",
         "--registry",
         str(tmp_path / "registry"),
-        "--eval-dir",
-        str(tmp_path / "held-out"),
-        "--eval-count",
-        "1",
-        "--eval-shape",
-        "32",
-        "64",
-        "64",
-        "--eval-window",
-        "32",
+        *_held_out_args(tmp_path),
     )
     assert code == 0, err
     recipe = read_config(tmp_path / "run" / "best").training["recipe"]
@@ -480,16 +487,7 @@ def test_retrain_on_data_fine_tunes_the_champion_and_records_the_decision(capsys
         "0.05",
         "--registry",
         str(registry_dir),
-        "--eval-dir",
-        str(tmp_path / "held-out"),
-        "--eval-count",
-        "1",
-        "--eval-shape",
-        "32",
-        "64",
-        "64",
-        "--eval-window",
-        "32",
+        *_held_out_args(tmp_path),
     )
     assert code == 0, err
     outcome = json.loads(out[out.index("\n{") + 1 :])
