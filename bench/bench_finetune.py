@@ -1,25 +1,25 @@
 """Fine-tuning benchmark: the shipped model on a shifted source, before and after `train finetune`.
 
-The shifted source is the phantom generator followed by another reconstruction: a SIRT-like
-low-pass (the high frequencies a few SIRT iterations do not reach, Gaussian fall-off to
-``--lowpass-a`` Å) and a non-linear grey-level response (signed square root), which the training
-data never had. Four tomograms are labelled for fine-tuning, others of the same source measure the
-gain, and tomograms of the original held-out settings (``HELD_OUT_SETTINGS``) measure forgetting.
-Every figure comes from this run; writes bench/results/finetune-<date>.json.
+The shifted source is the phantom generator with its particles, contrast and reconstruction made
+otherwise than in any training data: subunit-built complexes (``ShapeModel.SUBUNITS``), the
+denoised look (``Reconstruction.DENOISED``) and actin-like filaments (``Crowding.FILAMENTS``).
+Four of its tomograms are labelled for fine-tuning, others of the same source (seeds disjoint from
+them) measure the gain, and tomograms of the original held-out settings (``HELD_OUT_SETTINGS``)
+measure forgetting. Every figure comes from this run; writes bench/results/finetune-<date>.json.
 
-    python bench/bench_finetune.py [--minutes 30] [--train 4] [--eval 2] [--held-out 2] [--shape 96 192 192]
+    python bench/bench_finetune.py [--minutes 30] [--train 4] [--eval 3] [--held-out 2] [--shape 128 256 256]
+        [--synthetic-fraction 0.25]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import scipy.fft
 import torch
 
 HERE = Path(__file__).parent
@@ -32,39 +32,23 @@ from octopi_core.export import write_picks  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.synth import HELD_OUT_SETTINGS, PhantomSettings, make_phantom, write_phantom  # noqa: E402
+from octopi_core.synth.settings import Crowding, Reconstruction, ShapeModel  # noqa: E402
 from octopi_core.train.finetune import finetune, finetune_config  # noqa: E402
 
-
-def _shifted(volume: np.ndarray, voxel_size_a: float, lowpass_a: float) -> np.ndarray:
-    """A SIRT-like low-pass and a signed square-root grey response of ``volume`` ((Z, Y, X) float32)."""
-    spectrum = scipy.fft.rfftn(volume, workers=-1)
-    k2 = sum(
-        np.square(f).astype(np.float32)
-        for f in np.meshgrid(
-            scipy.fft.fftfreq(volume.shape[0], d=voxel_size_a),
-            scipy.fft.fftfreq(volume.shape[1], d=voxel_size_a),
-            scipy.fft.rfftfreq(volume.shape[2], d=voxel_size_a),
-            indexing="ij",
-            sparse=True,
-        )
-    )
-    spectrum *= np.exp(-0.5 * k2 * lowpass_a**2).astype(np.float32)
-    smooth = scipy.fft.irfftn(spectrum, s=volume.shape, workers=-1).astype(np.float32)
-    smooth = (smooth - smooth.mean()) / max(float(smooth.std()), 1e-12)
-    return np.sign(smooth) * np.sqrt(np.abs(smooth))
+SHIFT = {
+    "shape_model": ShapeModel.SUBUNITS,
+    "reconstruction": Reconstruction.DENOISED,
+    "crowding": Crowding.FILAMENTS,
+}
+TRAIN_SEED, EVAL_SEED = 700_000, 710_000  # the labelled tomograms, and those that measure the gain
 
 
-def _write_set(
-    folder: Path, seeds: list[int], settings: PhantomSettings, shifted: bool, lowpass_a: float
-) -> None:
+def _write_set(folder: Path, seeds: list[int], settings: PhantomSettings, name: str) -> None:
     for seed in seeds:
         phantom = make_phantom(seed, settings)
-        if shifted:
-            phantom.volume = _shifted(phantom.volume, phantom.voxel_size_zyx_a[0], lowpass_a)
-        name = f"{'shifted' if shifted else 'held-out'}-{seed}"
-        path, truth = write_phantom(phantom, folder, name)
+        path, truth = write_phantom(phantom, folder, f"{name}-{seed}")
         truth.unlink()
-        write_picks(phantom.truth_document(name, str(path)), folder / f"{name}.picks.json")
+        write_picks(phantom.truth_document(f"{name}-{seed}", str(path)), folder / f"{name}-{seed}.picks.json")
 
 
 def _score(checkpoint: Path | None, folder: Path) -> dict:
@@ -84,20 +68,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="fine-tuning wall-clock limit")
     parser.add_argument("--train", type=int, default=4, help="labelled shifted tomograms")
-    parser.add_argument("--eval", type=int, default=2, help="shifted tomograms that measure the gain")
+    parser.add_argument("--eval", type=int, default=3, help="shifted tomograms that measure the gain")
     parser.add_argument("--held-out", type=int, default=2, help="original held-out tomograms (forgetting)")
-    parser.add_argument("--shape", type=int, nargs=3, default=(96, 192, 192), metavar=("Z", "Y", "X"))
-    parser.add_argument("--lowpass-a", type=float, default=35.0, help="SIRT-like low-pass length, Å")
+    parser.add_argument("--shape", type=int, nargs=3, default=(128, 256, 256), metavar=("Z", "Y", "X"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--synthetic-fraction", type=float, default=0.0, help="share of patches from generated tomograms"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = PhantomSettings(shape_zyx=tuple(args.shape))
+    shifted = PhantomSettings(shape_zyx=tuple(args.shape)).model_copy(update=SHIFT)
     held_settings = HELD_OUT_SETTINGS.model_copy(update={"shape_zyx": tuple(args.shape)})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        _write_set(root / "train", list(range(700000, 700000 + args.train)), settings, True, args.lowpass_a)
-        _write_set(root / "eval", list(range(710000, 710000 + args.eval)), settings, True, args.lowpass_a)
-        _write_set(root / "held", list(range(900000, 900000 + args.held_out)), held_settings, False, 0.0)
+        _write_set(root / "train", list(range(TRAIN_SEED, TRAIN_SEED + args.train)), shifted, "shifted")
+        _write_set(root / "eval", list(range(EVAL_SEED, EVAL_SEED + args.eval)), shifted, "shifted")
+        _write_set(root / "held", list(range(900000, 900000 + args.held_out)), held_settings, "held-out")
         before = {"shifted": _score(None, root / "eval"), "held_out": _score(None, root / "held")}
         print("before", before, flush=True)
         config = finetune_config(
@@ -105,17 +91,25 @@ def main() -> None:
         )
         started = time.monotonic()
         items = open_source(str(root / "train")).items
-        result = finetune(items, config, model_voxel_size_a=10.0, provenance={"source": "bench shifted"})
+        result = finetune(
+            items,
+            config,
+            model_voxel_size_a=10.0,
+            synthetic_fraction=args.synthetic_fraction,
+            provenance={"source": "bench shifted"},
+        )
         wall_s = time.monotonic() - started
         best = Path(result.best_checkpoint)
         after = {"shifted": _score(best, root / "eval"), "held_out": _score(best, root / "held")}
         print("after", after, flush=True)
+        epochs = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()]
     write_result(
         "finetune",
         {
             "args": vars(args),
-            "note": "2-core CPU shared with other agents while it ran",
-            "fine_tune": {**result.model_dump(), "wall_s": round(wall_s, 1)},
+            "note": "2-core CPU",
+            "shift": {k: v.value for k, v in SHIFT.items()},
+            "fine_tune": {**result.model_dump(), "wall_s": round(wall_s, 1), "epochs": epochs},
             "before": before,
             "after": after,
         },

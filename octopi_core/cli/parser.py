@@ -240,7 +240,11 @@ def _finetune_arguments(parser: argparse.ArgumentParser, *, start_options: bool 
             "--init", help="checkpoint to start from (default: the registry's champion or shipped)"
         )
         group.add_argument("--registry", help="start from this registry's champion (directory or s3://...)")
-    group.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this (default 30)")
+    group.add_argument(
+        "--max-minutes",
+        type=float,
+        help="time for the whole run: reading, training, the last validation and the tuning (default 30)",
+    )
     group.add_argument("--device", help="cpu, cuda, cuda:N (default: a GPU when visible)")
     group.add_argument(
         "--absent-classes-are-background",

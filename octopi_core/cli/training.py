@@ -92,13 +92,16 @@ def _tune(args: argparse.Namespace) -> int:
     from ..synth import PhantomSettings
     from ..train import load_train_config, tune_checkpoint
 
+    families: list[str] = []
     if args.config:
         config = load_train_config(args.config)
-        settings = config.generator_settings(args.data)
+        settings, families = config.generator_settings(args.data), config.train_families
     else:
         settings = PhantomSettings()
     settings = settings.model_copy(update={"shape_zyx": tuple(args.shape)})
-    chosen = tune_checkpoint(args.checkpoint, settings, count=args.count, window_vox=args.window)
+    chosen = tune_checkpoint(
+        args.checkpoint, settings, count=args.count, window_vox=args.window, families=families
+    )
     print(json.dumps(chosen, indent=2))
     return 0
 

@@ -8,7 +8,14 @@ One module per concern: :mod:`.settings` (the ranges drawn from, and the family 
 families) and :mod:`.writing` (:func:`write_phantom`).
 """
 
-from .families import FAMILIES, FAMILY_SEED_BASE, family_seeds
+from .families import (
+    FAMILIES,
+    FAMILY_SEED_BASE,
+    family_for_seed,
+    family_seeds,
+    settings_for_seed,
+    with_family,
+)
 from .phantom import Phantom, make_phantom
 from .settings import HELD_OUT_SETTINGS, Crowding, Geometry, PhantomSettings, Reconstruction, ShapeModel
 from .writing import write_phantom
@@ -26,4 +33,7 @@ __all__ = [
     "FAMILIES",
     "FAMILY_SEED_BASE",
     "family_seeds",
+    "with_family",
+    "family_for_seed",
+    "settings_for_seed",
 ]

@@ -11,9 +11,18 @@ held-out sets (900000-3, 960000-3, 970000-7). Append new families at the end: an
 
 from __future__ import annotations
 
+import numpy as np
+
 from .settings import Crowding, Geometry, PhantomSettings, Reconstruction, ShapeModel
 
-__all__ = ["FAMILIES", "FAMILY_SEED_BASE", "family_seeds"]
+__all__ = [
+    "FAMILIES",
+    "FAMILY_SEED_BASE",
+    "family_seeds",
+    "with_family",
+    "family_for_seed",
+    "settings_for_seed",
+]
 
 FAMILY_SEED_BASE = 980_000
 
@@ -62,3 +71,33 @@ def family_seeds(name: str, count: int) -> list[int]:
         raise ValueError(f"count must be 1-1000, got {count}")
     base = FAMILY_SEED_BASE + 1000 * list(FAMILIES).index(name)
     return list(range(base, base + count))
+
+
+def with_family(name: str, base: PhantomSettings) -> PhantomSettings:
+    """``base`` with family ``name``'s way of making tomograms: the family's changes from the generator
+    default (shape model, reconstruction, geometry, binning, crowding...) applied over ``base``'s ranges.
+
+    Training draws on this (``TrainConfig.train_families``) with its own seeds and ranges; the
+    family's held-out seeds (:func:`family_seeds`) stay for evaluation.
+
+    Raises:
+        ValueError: for an unknown family.
+    """
+    if name not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {name!r}")
+    changes = {field: value for field, value in FAMILIES[name] if value != getattr(_DEFAULT, field)}
+    return base.model_copy(update=changes)
+
+
+def family_for_seed(seed: int, families: list[str] | tuple[str, ...]) -> str:
+    """The family a training tomogram of ``seed`` is made in, drawn uniformly from ``families`` by its seed."""
+    return families[int(np.random.default_rng([int(seed), 29]).integers(len(families)))]
+
+
+def settings_for_seed(
+    seed: int, settings: PhantomSettings, families: list[str] | tuple[str, ...] = ()
+) -> PhantomSettings:
+    """The settings a training, validation or tuning tomogram of ``seed`` is made with: ``settings`` in the
+    family drawn for the seed from ``families`` (:func:`family_for_seed`), or ``settings`` alone when none are given.
+    """
+    return with_family(family_for_seed(seed, families), settings) if families else settings

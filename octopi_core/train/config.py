@@ -6,19 +6,29 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..localize import DEFAULT_TARGET_RADIUS_FRACTION
 from ..loss import FOCAL_TVERSKY_ALPHA, FOCAL_TVERSKY_GAMMA
 from ..options import WINDOW_MULTIPLE_VOX
 from ..particles import PARTICLE_CLASSES
-from ..synth import PhantomSettings
+from ..synth import FAMILIES, PhantomSettings
 
 __all__ = ["PRESETS", "TrainConfig", "load_train_config"]
 
 # The presets ship inside the package, next to this subpackage: octopi_core/presets/<name>.yaml.
 _PRESET_DIR = Path(__file__).parent.parent / "presets"
-PRESETS = ("card", "cpu", "cpu-refine", "cpu-refine-2", "cpu-refine-3", "gpu-refine", "tiny")
+PRESETS = (
+    "card",
+    "cpu",
+    "cpu-refine",
+    "cpu-refine-2",
+    "cpu-refine-3",
+    "gpu-refine",
+    "families-refine",
+    "cpu-families",
+    "tiny",
+)
 
 
 class TrainConfig(BaseModel):
@@ -39,6 +49,11 @@ class TrainConfig(BaseModel):
     # data
     train_settings: PhantomSettings = Field(default_factory=PhantomSettings)
     val_settings: PhantomSettings = Field(default_factory=PhantomSettings)
+    train_families: list[str] = Field(
+        default_factory=list,
+        description="generator families (octopi_core.synth.FAMILIES) the training tomograms are made in, one "
+        "per tomogram drawn by its seed, each over train_settings' ranges; empty = train_settings alone",
+    )
     train_pool_size: int = Field(8, ge=1, description="tomograms held in memory")
     refresh_per_epoch: int = Field(2, ge=0, description="pool tomograms replaced by new ones each epoch")
     data_workers: int = Field(
@@ -84,11 +99,32 @@ class TrainConfig(BaseModel):
     amp: bool = Field(True, description="mixed precision (bf16) on CUDA; ignored on the CPU")
     # validation and stopping
     val_every_epochs: int = Field(1, ge=1)
+    val_time_fraction: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="skip a due validation while validating has taken more than this share of the run's "
+        "time; the last epoch is always validated. 0 = validate every val_every_epochs",
+    )
     val_window_vox: int | tuple[int, int, int] | None = Field(
         None, description="validation/tuning window, voxels (N or [z, y, x]); None = the inference defaults"
     )
     selection_metric: Literal["mean_f_beta", "weighted_f_beta"] = "mean_f_beta"
     patience_epochs: int = Field(20, ge=1, description="stop after this many validations without improvement")
+    selection_tolerance: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="a validation within this of the best score so far still replaces the best checkpoint "
+        "(it does not count as an improvement): the later, longer-trained weights win a near-tie, which "
+        "with few held-out particles is what validation can tell apart",
+    )
+    min_tuning_particles: int = Field(
+        0,
+        ge=0,
+        description="re-tune a class's pick threshold only when the tuning data hold at least this many of "
+        "its particles; a class with fewer keeps the starting model's threshold (fine-tuning)",
+    )
     tune_localization: bool = Field(
         True, description="after training, tune the pick threshold on new tomograms"
     )
@@ -98,11 +134,23 @@ class TrainConfig(BaseModel):
         "train_settings, which keeps clean data from being over-picked",
     )
     tune_tomograms: int | None = Field(None, ge=1, description="tuning tomograms; None = val_tomograms")
-    max_wall_s: float = Field(0, ge=0, description="stop after this long; 0 = no limit")
+    max_wall_s: float = Field(
+        0,
+        ge=0,
+        description="stop training in time for a last validation and the tuning to end near this; 0 = no limit",
+    )
 
     def generator_settings(self, data: Literal["validation", "training"]) -> PhantomSettings:
         """The validation or the training settings of the phantom generator."""
         return self.train_settings if data == "training" else self.val_settings
+
+    @field_validator("train_families")
+    @classmethod
+    def _families_exist(cls, names: list[str]) -> list[str]:
+        unknown = sorted(set(names) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown generator families {unknown}; known: {sorted(FAMILIES)}")
+        return names
 
     @model_validator(mode="after")
     def _patch_fractions_fit(self) -> TrainConfig:

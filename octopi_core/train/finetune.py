@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
@@ -74,6 +75,12 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "val_every_epochs": 1,
     "selection_metric": "weighted_f_beta",
     "patience_epochs": 5,
+    # A few held-out tomograms hold tens of particles: score differences of 0.02 are noise there, and
+    # a class with fewer than 10 held-out particles keeps the starting model's threshold.
+    "selection_tolerance": 0.02,
+    "min_tuning_particles": 10,
+    # Validating whole held-out tomograms on a CPU can cost as much as an epoch: at most a quarter of the time.
+    "val_time_fraction": 0.25,
 }
 
 
@@ -335,6 +342,7 @@ def finetune(
         TrainingDataError: as :func:`prepare_finetune_data`.
         OctopiError: as :func:`~octopi_core.train.train`.
     """
+    started = time.monotonic()
     data = prepare_finetune_data(
         items,
         model_voxel_size_a=model_voxel_size_a,
@@ -348,12 +356,15 @@ def finetune(
         len(data.validation),
     )
     if config.init_checkpoint:
-        data.provenance["init_validation"] = _initial_score(config, data)
+        data.provenance["init_validation"], data.start_thresholds = _initial_score(config, data)
+    if config.max_wall_s:  # reading the data and scoring the starting model count against the limit
+        left_s = max(config.max_wall_s - (time.monotonic() - started), 1.0)
+        config = config.model_copy(update={"max_wall_s": left_s})
     return train(config, data=data)
 
 
-def _initial_score(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
-    """The starting model's held-out score, at its own tuned localization settings."""
+def _initial_score(config: TrainConfig, data: TrainingData) -> tuple[dict[str, Any], dict[str, float]]:
+    """The starting model's held-out score at its own tuned localization settings, and its thresholds."""
     from ..device import select_device
     from ..model import load_checkpoint
     from ..model_config import default_checkpoint_dir
@@ -371,7 +382,10 @@ def _initial_score(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
     segmentations = segment_all(model, data.validation, config.val_window_vox, device)
     score = score_segmentations(segmentations, data.validation, **settings)
     log.info("starting model %s: held-out weighted F-beta %.4f", model_config.version, score.weighted_f_beta)
-    return {"version": model_config.version, **score.as_dict()}
+    thresholds = tuned.get("thresholds")
+    return {"version": model_config.version, **score.as_dict()}, (
+        dict(thresholds) if isinstance(thresholds, dict) else {}
+    )
 
 
 def _points(points: list[PickPoint]) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..loss import cross_entropy_loss, focal_tversky_loss
 from ..metric import Score
 from ..model import build_model, save_checkpoint
 from ..model_config import ModelConfig
-from ..synth import make_phantom
+from ..synth import make_phantom, settings_for_seed
 from .config import TrainConfig
 from .curves import plot_curves
 from .sampling import Sample, TomogramMaker, TrainingData, cut_batches
@@ -57,6 +57,11 @@ def _load_initial_weights(source: str, device: torch.device) -> tuple[dict[str, 
     log.info("starting from the weights of %s", path)
     model, model_config = load_checkpoint(path, device=device)
     return model.state_dict(), model_config.version
+
+
+def _validation_seeds(config: TrainConfig) -> range:
+    first = 1_000_000 + config.seed * 1000
+    return range(first, first + config.val_tomograms)
 
 
 def _lr_factor(step: int, total_steps: int, min_fraction: float) -> float:
@@ -127,8 +132,8 @@ def train(
         list(data.validation)
         if data is not None
         else [
-            make_phantom(1_000_000 + config.seed * 1000 + i, config.val_settings)
-            for i in range(config.val_tomograms)
+            make_phantom(seed, settings_for_seed(seed, config.val_settings, config.train_families))
+            for seed in _validation_seeds(config)
         ]
     )
     maker = TomogramMaker(config)
@@ -159,6 +164,8 @@ def train(
             tuned_on={"held_out": data.provenance.get("validation", {})},
             window_vox=config.val_window_vox,
             device=config.device,
+            keep_thresholds=data.start_thresholds,
+            min_particles=config.min_tuning_particles,
         )
     elif config.tune_localization:
         tune_checkpoint(
@@ -168,11 +175,12 @@ def train(
             seed=2_000_000 + config.seed,
             window_vox=config.val_window_vox,
             device=config.device,
+            families=config.train_families,
         )
     best = json.loads((out / "best" / "config.json").read_text())
     return TrainingResult(
         best_checkpoint=str(out / "best"),
-        best_score=state["best_score"],
+        best_score=state.get("saved_score", state["best_score"]),  # the saved checkpoint's own score
         best_epoch=state["best_epoch"],
         epochs_run=state["epoch"],
         stopped_because=stopped_because,
@@ -214,6 +222,13 @@ def _train_epochs(
     next_seed = pool_seed + config.train_pool_size + state["epoch"] * refresh
     stopped_because = "finished all epochs"
     started = time.monotonic() - state["wall_s"]
+
+    def out_of_time() -> bool:
+        # Time is kept for a last validation and the threshold tuning after it (a pass over the
+        # held-out data each), so the whole run ends near max_wall_s.
+        reserve_s = 2 * state.get("last_val_s", 0.0)
+        return bool(config.max_wall_s) and time.monotonic() - started + reserve_s >= config.max_wall_s
+
     while state["epoch"] < config.epochs:
         epoch = state["epoch"]
         # The pool's next tomograms are made while this epoch trains (with data workers).
@@ -262,6 +277,8 @@ def _train_epochs(
             # Kept on the device: reading each loss would make the CPU wait for every GPU step.
             losses.append(loss.detach())
             state["step"] += 1
+            if out_of_time():
+                break  # the epoch ends early; its weights are still validated below
         epoch_losses = torch.stack(losses).float().cpu()
         if not torch.isfinite(epoch_losses).all():
             first_bad = int((~torch.isfinite(epoch_losses)).nonzero()[0])
@@ -280,7 +297,17 @@ def _train_epochs(
             "lr": optimizer.param_groups[0]["lr"],
             "wall_s": round(time.monotonic() - started, 1),
         }
-        if (epoch + 1) % config.val_every_epochs == 0 or epoch + 1 == config.epochs:
+        timed_out = out_of_time()
+        last = timed_out or epoch + 1 == config.epochs
+        due = last or (epoch + 1) % config.val_every_epochs == 0
+        if due and not last and config.val_time_fraction:
+            # Skip a validation that would take validation past its share of the time so far: on a
+            # CPU one pass over whole held-out tomograms can cost as much as an epoch of training.
+            last_val_s = state.get("last_val_s", 0.0)
+            spent_s = time.monotonic() - started
+            due = state.get("val_s", 0.0) + last_val_s <= config.val_time_fraction * (spent_s + last_val_s)
+        if due:
+            val_started = time.monotonic()
             score = validate_model(
                 ema,
                 val_phantoms,
@@ -297,14 +324,19 @@ def _train_epochs(
                 }
             )
             current = mean_f if config.selection_metric == "mean_f_beta" else score.weighted_f_beta
-            if current > state["best_score"]:
-                state.update(best_score=current, best_epoch=epoch, stale=0)
+            improved = current > state["best_score"]
+            if improved or current >= state["best_score"] - config.selection_tolerance:
+                # A near-tie (within selection_tolerance) keeps the later weights but is no improvement.
+                state.update(
+                    best_score=max(current, state["best_score"]), best_epoch=epoch, saved_score=current
+                )
                 provenance = data.provenance if data is not None else None
                 _save_best(
                     ema, model_config, config, out, epoch, score, state.get("init_version"), provenance
                 )
-            else:
-                state["stale"] += 1
+            state["stale"] = 0 if improved else state["stale"] + 1
+            state["last_val_s"] = time.monotonic() - val_started
+            state["val_s"] = state.get("val_s", 0.0) + state["last_val_s"]
         state["epoch"] = epoch + 1
         state["wall_s"] = time.monotonic() - started
         with open(out / "metrics.jsonl", "a") as stream:
@@ -325,7 +357,7 @@ def _train_epochs(
         if state["stale"] >= config.patience_epochs:
             stopped_because = f"no improvement in {config.patience_epochs} validations"
             break
-        if config.max_wall_s and state["wall_s"] >= config.max_wall_s:
+        if timed_out:
             stopped_because = f"wall-clock limit of {config.max_wall_s:.0f} s reached"
             break
     return state, stopped_because

@@ -20,7 +20,7 @@ from ..exceptions import TrainingDataError
 from ..export.coordinates import xyz_a_to_zyx_vox
 from ..io import normalize_volume
 from ..particles import PARTICLE_CLASSES
-from ..synth import Phantom, PhantomSettings, make_phantom
+from ..synth import Phantom, PhantomSettings, make_phantom, settings_for_seed
 from .config import TrainConfig
 from .targets import paint_targets
 
@@ -193,18 +193,22 @@ def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
     return np.pad(array, pad) if any(p[1] for p in pad) else array
 
 
-def make_sample(seed: int, settings: PhantomSettings, target_radius_fraction: float) -> Sample:
+def make_sample(
+    seed: int, settings: PhantomSettings, target_radius_fraction: float, families: tuple[str, ...] = ()
+) -> Sample:
     """Generate the tomogram of ``seed`` and prepare it for the pool (run in data-worker processes too).
 
     Args:
         seed: the generator seed.
         settings: the generator settings.
         target_radius_fraction: target sphere radius as a fraction of each class radius.
+        families: generator families, one drawn for the seed (:func:`~octopi_core.synth.settings_for_seed`);
+            default none: ``settings`` as they are.
 
     Returns:
         The pool sample.
     """
-    return Sample(make_phantom(seed, settings), target_radius_fraction)
+    return Sample(make_phantom(seed, settings_for_seed(seed, settings, families)), target_radius_fraction)
 
 
 class TomogramMaker:
@@ -217,7 +221,7 @@ class TomogramMaker:
     """
 
     def __init__(self, config: TrainConfig) -> None:
-        self._args = (config.train_settings, config.target_radius_fraction)
+        self._args = (config.train_settings, config.target_radius_fraction, tuple(config.train_families))
         # spawn, not fork: the training process may hold CUDA state and torch threads.
         self._executor = (
             ProcessPoolExecutor(config.data_workers, mp_context=multiprocessing.get_context("spawn"))
@@ -286,9 +290,13 @@ class TrainingData:
             renewed as in normal training), so that classes the user did not label are not forgotten.
         provenance: JSON-safe description (source, runs, users, split), stored in the checkpoint's
             ``training.data``.
+        start_thresholds: the starting model's tuned pick thresholds, per class: what a class keeps
+            when the held-out data hold too few of its particles to re-tune it
+            (``TrainConfig.min_tuning_particles``).
     """
 
     pool: list[Sample]
     validation: list
     synthetic_fraction: float = 0.0
     provenance: dict = field(default_factory=dict)
+    start_thresholds: dict = field(default_factory=dict)

@@ -22,7 +22,7 @@ from ..metric import Score, score_documents
 from ..options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX
 from ..particles import PARTICLE_CLASSES
 from ..picks import PicksDocument
-from ..synth import PhantomSettings, make_phantom
+from ..synth import PhantomSettings, make_phantom, settings_for_seed
 
 __all__ = [
     "LabelledVolume",
@@ -161,22 +161,32 @@ def tune_localization(
     device: torch.device,
     thresholds: tuple[float, ...] = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
     min_volume_fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5),
+    keep_thresholds: dict[str, float] | None = None,
+    min_particles: int = 0,
 ) -> tuple[dict[str, Any], Score]:
     """Choose each class's pick threshold and the minimum blob size that maximise the weighted F-beta.
 
     A class's picks depend only on its own threshold and each class is scored on its own, so for
-    every blob size the best threshold is chosen class by class. The network runs once per
-    tomogram; only localization is repeated over the grid.
+    every blob size the best threshold is chosen class by class (the lowest of equal ones: F-beta
+    favours recall). The network runs once per tomogram; only localization is repeated over the grid.
+
+    A class whose truth holds fewer than ``min_particles`` particles over all ``phantoms`` and that
+    ``keep_thresholds`` names keeps that threshold: a handful of held-out particles cannot choose one
+    (the highest threshold that still finds all four is not the one that finds the next forty).
 
     Returns:
-        ``({"thresholds": {class: t}, "min_volume_fraction": f}, score at those settings)``.
+        ``({"thresholds": {class: t}, "min_volume_fraction": f, "kept_thresholds": [class...]}, score at those
+        settings)``.
     """
     segmentations = segment_all(model, phantoms, window_vox, device)
+    kept = {
+        name: t for name, t in (keep_thresholds or {}).items() if _truth_count(phantoms, name) < min_particles
+    }
     best: tuple[float, dict[str, Any]] | None = None
     for fraction in min_volume_fractions:
         per_class: dict[str, tuple[float, float]] = {}  # class -> (F-beta, threshold)
         weights: dict[str, float] = {}
-        for threshold in thresholds:
+        for threshold in sorted({*thresholds, *kept.values()}):
             score = score_segmentations(
                 segmentations,
                 phantoms,
@@ -186,13 +196,19 @@ def tune_localization(
             )
             for c in score.classes:
                 weights[c.particle] = c.weight
+                if kept.get(c.particle, threshold) != threshold:
+                    continue
                 if c.particle not in per_class or c.f_beta > per_class[c.particle][0]:
                     per_class[c.particle] = (c.f_beta, threshold)
         weighted = sum(weights[n] * f for n, (f, _) in per_class.items()) / max(sum(weights.values()), 1e-12)
         if best is None or weighted > best[0]:
             best = (
                 weighted,
-                {"thresholds": {n: t for n, (_, t) in per_class.items()}, "min_volume_fraction": fraction},
+                {
+                    "thresholds": {n: t for n, (_, t) in per_class.items()},
+                    "min_volume_fraction": fraction,
+                    "kept_thresholds": sorted(kept),
+                },
             )
     assert best is not None  # the grids are non-empty
     chosen = best[1]
@@ -206,6 +222,11 @@ def tune_localization(
     return chosen, score
 
 
+def _truth_count(phantoms: Sequence[LabelledVolume], name: str) -> int:
+    """How many true particles of class ``name`` the phantoms hold."""
+    return sum(len(p.truth_document("count").picks.get(name, [])) for p in phantoms)
+
+
 def tune_checkpoint(
     checkpoint_dir: str | Path,
     settings: PhantomSettings,
@@ -214,18 +235,22 @@ def tune_checkpoint(
     seed: int = 2_000_000,
     window_vox: WindowVox = None,
     device: str = "auto",
+    families: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Tune a checkpoint's localization on ``count`` generated tomograms and store the result in its config.
 
     The weights are untouched, so the version stays the same; ``config.json`` gains
     ``training.localize`` (per-class thresholds, min_volume_fraction, the tuning score and data).
+    With ``families`` (a training config's ``train_families``) each tomogram is made in the family
+    drawn for its seed, as the training tomograms were.
     """
-    phantoms = [make_phantom(seed + i, settings) for i in range(count)]
+    phantoms = [make_phantom(seed + i, settings_for_seed(seed + i, settings, families)) for i in range(count)]
     tuned_on = {
         "count": count,
         "seed": seed,
         "shape_zyx": list(settings.shape_zyx),
         "settings": settings.model_dump(mode="json"),
+        **({"families": list(families)} if families else {}),
     }
     return tune_checkpoint_on(
         checkpoint_dir, phantoms, tuned_on=tuned_on, window_vox=window_vox, device=device
@@ -239,6 +264,8 @@ def tune_checkpoint_on(
     tuned_on: dict[str, Any],
     window_vox: WindowVox = None,
     device: str = "auto",
+    keep_thresholds: dict[str, float] | None = None,
+    min_particles: int = 0,
 ) -> dict[str, Any]:
     """Tune a checkpoint's localization on the given labelled tomograms and store it in its config.
 
@@ -248,6 +275,9 @@ def tune_checkpoint_on(
         tuned_on: JSON-safe description of ``volumes``, stored as ``training.localize.tuned_on``.
         window_vox: the window, voxels; None = the inference defaults.
         device: ``auto``, ``cpu``, ``cuda``...
+        keep_thresholds: thresholds kept for classes with fewer than ``min_particles`` particles in
+            ``volumes`` (see :func:`tune_localization`); default None: every class is tuned.
+        min_particles: see :func:`tune_localization`.
 
     Returns:
         The ``training.localize`` block written.
@@ -262,7 +292,13 @@ def tune_checkpoint_on(
     model, config = load_checkpoint(checkpoint_dir, device=torch_device)
     fraction = float(config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION))
     chosen, score = tune_localization(
-        model, volumes, window_vox=window_vox, target_radius_fraction=fraction, device=torch_device
+        model,
+        volumes,
+        window_vox=window_vox,
+        target_radius_fraction=fraction,
+        device=torch_device,
+        keep_thresholds=keep_thresholds,
+        min_particles=min_particles,
     )
     localize = {**chosen, "tuned_weighted_f_beta": score.weighted_f_beta, "tuned_on": tuned_on}
     updated = config.model_copy(update={"training": {**config.training, "localize": localize}})

@@ -6,6 +6,7 @@ import torch
 
 from octopi_core.data import open_source
 from octopi_core.export import write_picks
+from octopi_core.model_config import default_checkpoint_dir
 from octopi_core.particles import PARTICLE_CLASSES
 from octopi_core.synth import PhantomSettings, make_phantom, write_phantom
 from octopi_core.train.finetune import HoldOut, finetune, finetune_config, prepare_finetune_data
@@ -107,6 +108,10 @@ def test_a_short_fine_tune_writes_a_loadable_checkpoint_with_its_provenance(labe
     assert recorded["data"]["init_validation"]["weighted_f_beta"] >= 0
     assert recorded["localize"]["tuned_on"]["held_out"]["runs"] == ["a", "b"]
     assert recorded["recipe"]["init_version"] == recorded["data"]["init_validation"]["version"]
+    # Two small held-out blocks hold fewer than ten particles of any class: each keeps the shipped threshold.
+    shipped = json.loads((default_checkpoint_dir() / "config.json").read_text())["training"]["localize"]
+    assert recorded["localize"]["kept_thresholds"] == sorted(shipped["thresholds"])
+    assert recorded["localize"]["thresholds"] == shipped["thresholds"]
     assert np.isfinite(result.best_score) and picker.version
 
 
@@ -134,3 +139,65 @@ def test_train_keeps_presets_and_refuses_finetune_options_elsewhere(capsys):
         ]
     )
     assert args.picks_user == ["a", "b"] and args.max_minutes == 5.0
+
+
+def test_synthetic_patches_come_at_their_fraction_with_every_class_labelled():
+    from octopi_core.train.sampling import PatchSampler, Sample
+
+    config = finetune_config(patch_vox=16, batch_size=8, background_patch_fraction=0.0)
+    shape, centres = (32, 32, 32), {"ribosome": np.array([[16.0, 16.0, 16.0]])}
+    labels = np.zeros(shape, np.uint8)
+    users_mask = np.array([True] + [p.name != "apo-ferritin" for p in PARTICLE_CLASSES])
+    users = Sample.from_arrays(np.full(shape, -1.0, np.float32), labels, centres, users_mask)
+    generated = Sample.from_arrays(np.full(shape, 1.0, np.float32), labels, centres, np.ones(7, bool))
+    rng = np.random.default_rng(0)
+    sign, masks = [], []
+    for _ in range(100):
+        batch = PatchSampler(config, synthetic_fraction=0.25).cut([users], rng, [generated])
+        sign += list(np.sign(batch.images.mean(axis=(1, 2, 3, 4))))
+        masks += list(batch.labelled)
+    from_generated = np.array(sign) > 0
+    # 800 patches: a quarter from the generated pool (binomial sd 1.5 %)
+    assert 0.2 < from_generated.mean() < 0.3
+    # the user's patches mask the class they did not label; generated ones label every class
+    assert all(m.all() for m, g in zip(masks, from_generated) if g)
+    assert all((m == users_mask).all() for m, g in zip(masks, from_generated) if not g)
+    without = PatchSampler(config, synthetic_fraction=0.0).cut([users], rng, [generated])
+    assert (without.images < 0).all()
+
+
+@pytest.mark.slow
+def test_train_finetune_on_a_folder_then_predict_with_its_best(labelled_folder, tmp_path, capsys):
+    """The user's two commands, through the CLI: fine-tune on a folder in half a minute, predict with DIR/best."""
+    from octopi_core.cli import main
+    from octopi_core.model_config import read_config
+    from octopi_core.picks import PicksDocument
+
+    out = tmp_path / "ft"
+    argv = ["train", "finetune", "--data", str(labelled_folder), "--max-minutes", "0.5"]
+    code = main([*argv, "--output-dir", str(out), "--device", "cpu", "--seed", "3"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    result = json.loads(printed.out[printed.out.index("{") :])
+    assert result["best_checkpoint"] == str(out / "best")
+    assert result["stopped_because"].startswith("wall-clock limit")
+    config = read_config(out / "best")
+    assert config.training["data"]["source"] == str(labelled_folder)
+    assert config.training["recipe"]["seed"] == 3 and config.training["recipe"]["patch_vox"] == 64
+
+    picks_path = tmp_path / "a.picks.json"
+    assert (
+        main(
+            [
+                "predict",
+                str(labelled_folder / "a.zarr"),
+                "--model",
+                str(out / "best"),
+                "--out",
+                str(picks_path),
+            ]
+        )
+        == 0
+    )
+    picks = PicksDocument.model_validate_json(picks_path.read_text())
+    assert picks.model_version == config.version

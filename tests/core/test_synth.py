@@ -11,8 +11,11 @@ from octopi_core.synth import (
     FAMILIES,
     HELD_OUT_SETTINGS,
     PhantomSettings,
+    Reconstruction,
+    family_for_seed,
     family_seeds,
     make_phantom,
+    with_family,
     write_phantom,
 )
 from octopi_core.synth.subunits import MASS_KDA, render_subunits, subunits_for
@@ -235,3 +238,23 @@ def test_families_differ_from_the_generator_and_binning_keeps_the_grid():
     binned = make_phantom(4, FAMILIES["binned-9-11a"].model_copy(update={"shape_zyx": (32, 64, 64)}))
     assert binned.volume.shape == (32, 64, 64) and binned.volume.dtype == np.float32
     assert 9.0 <= binned.voxel_size_zyx_a[0] <= 11.0 and binned.settings["binning"] == 2
+
+
+def test_a_family_applied_over_training_ranges_changes_only_how_tomograms_are_made():
+    broad = PhantomSettings(snr=(0.3, 2.0), shape_zyx=(48, 96, 96))
+    denoised = with_family("denoised", broad)
+    assert denoised.reconstruction == Reconstruction.DENOISED
+    assert denoised.snr == (0.3, 2.0) and denoised.shape_zyx == (48, 96, 96)
+    assert with_family("generator", broad) == broad
+    binned = with_family("binned-9-11a", broad)
+    assert binned.binning == 2 and binned.voxel_size_jitter_a == 1.0 and binned.snr == broad.snr
+    with pytest.raises(ValueError, match="family"):
+        with_family("nope", broad)
+
+
+def test_training_tomograms_draw_their_family_by_seed_evenly():
+    names = ["generator", "sirt", "denoised", "filaments"]
+    drawn = [family_for_seed(seed, names) for seed in range(4000)]
+    assert drawn == [family_for_seed(seed, names) for seed in range(4000)]  # the same seed, the same family
+    counts = {name: drawn.count(name) for name in names}
+    assert all(900 < n < 1100 for n in counts.values()), counts  # binomial sd 27

@@ -291,3 +291,144 @@ def test_training_tunes_on_the_configured_tomograms(tmp_path, monkeypatch, tune_
     train(config)
     expected = config.train_settings if tune_data == "training" else config.val_settings
     assert asked == [(expected, 3)] and config.train_settings != config.val_settings
+
+
+class _ScriptedScore:
+    """A validation score whose weighted F-beta is given (what the loop reads of a Score)."""
+
+    def __init__(self, weighted: float):
+        self.weighted_f_beta = weighted
+        self.classes = [type("C", (), {"particle": p.name, "f_beta": weighted})() for p in PARTICLE_CLASSES]
+
+    def as_dict(self):
+        return {"weighted_f_beta": self.weighted_f_beta}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("tolerance", "saved_epoch"), [(0.02, 1), (0.0, 0)])
+def test_a_near_tie_keeps_the_later_weights_but_is_no_improvement(
+    tmp_path, monkeypatch, tolerance, saved_epoch
+):
+    import octopi_core.train.loop as train_module
+
+    scripted = iter([0.80, 0.79, 0.70])
+    monkeypatch.setattr(train_module, "validate_model", lambda *a, **k: _ScriptedScore(next(scripted)))
+    config = _tiny(
+        tmp_path,
+        epochs=5,
+        steps_per_epoch=1,
+        refresh_per_epoch=0,
+        train_pool_size=1,
+        patience_epochs=2,
+        selection_tolerance=tolerance,
+        tune_localization=False,
+    )
+    result = train(config)
+    assert result.best_epoch == saved_epoch
+    assert result.best_score == [0.80, 0.79][saved_epoch]  # the saved weights' own score
+    assert load_checkpoint(result.best_checkpoint)[1].training["epoch"] == saved_epoch
+    # 0.79 is within the tolerance of 0.80 but no better: patience runs out after it and 0.70
+    assert result.epochs_run == 3 and result.stopped_because == "no improvement in 2 validations"
+
+
+class _FakeClock:
+    """Training steps and validations advance a clock of their own, so time limits are tested without timing."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("max_wall_s", "validated", "steps"),
+    [
+        # No limit: the first epoch and the last are validated, the others only while validation so far
+        # stays within a quarter of the time (a 10 s validation after 5 s epochs: epoch 11 is the next).
+        (0.0, [0, 11, 13], 14 * 5),
+        # 38 s: after a 10 s validation, 20 s are kept for the last validation and the tuning, so
+        # training stops three steps into epoch 1 (at 18 s) and those weights are validated.
+        (38.0, [0, 1], 5 + 3),
+    ],
+)
+def test_validation_keeps_to_its_share_of_time_and_the_limit_leaves_room_for_it(
+    tmp_path, monkeypatch, max_wall_s, validated, steps
+):
+    import octopi_core.train.loop as train_module
+
+    clock = _FakeClock()
+    real_loss = train_module.focal_tversky_loss
+
+    def one_second_step(*args, **kwargs):
+        clock.now += 1.0
+        return real_loss(*args, **kwargs)
+
+    def ten_second_validation(*args, **kwargs):
+        clock.now += 10.0
+        return _ScriptedScore(0.5)
+
+    monkeypatch.setattr(train_module, "time", clock)
+    monkeypatch.setattr(train_module, "focal_tversky_loss", one_second_step)
+    monkeypatch.setattr(train_module, "validate_model", ten_second_validation)
+    config = _tiny(
+        tmp_path,
+        epochs=14,
+        steps_per_epoch=5,
+        refresh_per_epoch=0,
+        train_pool_size=1,
+        patience_epochs=100,
+        val_time_fraction=0.25,
+        max_wall_s=max_wall_s,
+        tune_localization=False,
+    )
+    result = train(config)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "weighted_f_beta" in r] == validated
+    assert records[-1]["step"] == steps
+    assert result.stopped_because == (
+        "finished all epochs" if not max_wall_s else f"wall-clock limit of {max_wall_s:.0f} s reached"
+    )
+
+
+@pytest.mark.slow
+def test_a_class_with_too_few_tuning_particles_keeps_the_starting_threshold(random_checkpoint):
+    from octopi_core.synth import PhantomSettings, make_phantom
+    from octopi_core.train import tune_localization
+
+    settings = PhantomSettings(shape_zyx=(48, 96, 96), particles_per_1e9_a3=(60.0, 80.0))
+    model, _ = load_checkpoint(random_checkpoint)
+    phantoms = [make_phantom(1, settings)]
+    counts = phantoms[0].truth_document("x").counts()
+    few, many = min(counts, key=counts.get), max(counts, key=counts.get)
+    assert counts[few] < counts[many]
+    start = {few: 0.95, many: 0.95}
+    chosen, _ = tune_localization(
+        model,
+        phantoms,
+        window_vox=32,
+        target_radius_fraction=0.5,
+        device=torch.device("cpu"),
+        thresholds=(0.3, 0.6),
+        min_volume_fractions=(0.1,),
+        keep_thresholds=start,
+        min_particles=counts[many],  # only the class with the most particles is re-tuned
+    )
+    assert chosen["thresholds"][few] == 0.95 and chosen["kept_thresholds"] == [few]
+    assert chosen["thresholds"][many] in (0.3, 0.6)
+
+
+def test_training_tomograms_are_made_in_the_configured_families(tmp_path):
+    from octopi_core.synth import family_for_seed, make_phantom, with_family
+    from octopi_core.train import TrainConfig
+    from octopi_core.train.sampling import Sample, make_sample
+
+    families = ("sirt", "filaments")
+    config = _tiny(tmp_path, train_families=list(families))
+    for seed in (3, 4):
+        sample = make_sample(seed, config.train_settings, config.target_radius_fraction, families)
+        expected = make_phantom(seed, with_family(family_for_seed(seed, families), config.train_settings))
+        np.testing.assert_array_equal(sample.volume, Sample(expected, config.target_radius_fraction).volume)
+    with pytest.raises(ValueError, match="unknown generator families"):
+        TrainConfig.model_validate({"train_families": ["sirt", "nope"]})
