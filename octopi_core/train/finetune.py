@@ -356,7 +356,9 @@ def finetune(
         len(data.validation),
     )
     if config.init_checkpoint:
+        scored = time.monotonic()
         data.provenance["init_validation"], data.start_thresholds = _initial_score(config, data)
+        data.validation_pass_s = time.monotonic() - scored
     if config.max_wall_s:  # reading the data and scoring the starting model count against the limit
         left_s = max(config.max_wall_s - (time.monotonic() - started), 1.0)
         config = config.model_copy(update={"max_wall_s": left_s})

@@ -222,6 +222,9 @@ def _train_epochs(
     next_seed = pool_seed + config.train_pool_size + state["epoch"] * refresh
     stopped_because = "finished all epochs"
     started = time.monotonic() - state["wall_s"]
+    if data is not None and data.validation_pass_s:
+        # A pass over the held-out data already timed (the starting model's score): budget with it now.
+        state.setdefault("last_val_s", data.validation_pass_s)
 
     def out_of_time() -> bool:
         # Time is kept for a last validation and the threshold tuning after it (a pass over the

@@ -293,6 +293,8 @@ class TrainingData:
         start_thresholds: the starting model's tuned pick thresholds, per class: what a class keeps
             when the held-out data hold too few of its particles to re-tune it
             (``TrainConfig.min_tuning_particles``).
+        validation_pass_s: how long one pass over ``validation`` took (scoring the starting model), s;
+            the loop budgets validation and its time reserve with it from the first epoch. 0 = unknown.
     """
 
     pool: list[Sample]
@@ -300,3 +302,4 @@ class TrainingData:
     synthetic_fraction: float = 0.0
     provenance: dict = field(default_factory=dict)
     start_thresholds: dict = field(default_factory=dict)
+    validation_pass_s: float = 0.0

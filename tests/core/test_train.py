@@ -343,18 +343,18 @@ class _FakeClock:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("max_wall_s", "validated", "steps"),
+    ("max_wall_s", "validation_s", "validated", "steps"),
     [
         # No limit: the first epoch and the last are validated, the others only while validation so far
-        # stays within a quarter of the time (a 10 s validation after 5 s epochs: epoch 11 is the next).
-        (0.0, [0, 11, 13], 14 * 5),
+        # stays within a quarter of the time (5 s epochs, a 5 s validation: epoch 5 is the next).
+        (0.0, 5.0, [0, 5, 6], 7 * 5),
         # 38 s: after a 10 s validation, 20 s are kept for the last validation and the tuning, so
         # training stops three steps into epoch 1 (at 18 s) and those weights are validated.
-        (38.0, [0, 1], 5 + 3),
+        (38.0, 10.0, [0, 1], 5 + 3),
     ],
 )
 def test_validation_keeps_to_its_share_of_time_and_the_limit_leaves_room_for_it(
-    tmp_path, monkeypatch, max_wall_s, validated, steps
+    tmp_path, monkeypatch, max_wall_s, validation_s, validated, steps
 ):
     import octopi_core.train.loop as train_module
 
@@ -365,21 +365,22 @@ def test_validation_keeps_to_its_share_of_time_and_the_limit_leaves_room_for_it(
         clock.now += 1.0
         return real_loss(*args, **kwargs)
 
-    def ten_second_validation(*args, **kwargs):
-        clock.now += 10.0
+    def timed_validation(*args, **kwargs):
+        clock.now += validation_s
         return _ScriptedScore(0.5)
 
     monkeypatch.setattr(train_module, "time", clock)
     monkeypatch.setattr(train_module, "focal_tversky_loss", one_second_step)
-    monkeypatch.setattr(train_module, "validate_model", ten_second_validation)
+    monkeypatch.setattr(train_module, "validate_model", timed_validation)
     config = _tiny(
         tmp_path,
-        epochs=14,
+        epochs=7,
         steps_per_epoch=5,
         refresh_per_epoch=0,
         train_pool_size=1,
         patience_epochs=100,
         val_time_fraction=0.25,
+        patch_vox=16,  # the clock is fake: small patches keep the real steps short
         max_wall_s=max_wall_s,
         tune_localization=False,
     )
@@ -432,3 +433,49 @@ def test_training_tomograms_are_made_in_the_configured_families(tmp_path):
         np.testing.assert_array_equal(sample.volume, Sample(expected, config.target_radius_fraction).volume)
     with pytest.raises(ValueError, match="unknown generator families"):
         TrainConfig.model_validate({"train_families": ["sirt", "nope"]})
+
+
+@pytest.mark.slow
+def test_a_timed_pass_over_the_users_held_out_data_budgets_validation_from_the_first_epoch(
+    tmp_path, monkeypatch
+):
+    import octopi_core.train.loop as train_module
+    from octopi_core.train.sampling import Sample, TrainingData
+
+    clock = _FakeClock()
+    real_loss = train_module.focal_tversky_loss
+
+    def one_second_step(*args, **kwargs):
+        clock.now += 1.0
+        return real_loss(*args, **kwargs)
+
+    def ten_second_validation(*args, **kwargs):
+        clock.now += 10.0
+        return _ScriptedScore(0.5)
+
+    monkeypatch.setattr(train_module, "time", clock)
+    monkeypatch.setattr(train_module, "focal_tversky_loss", one_second_step)
+    monkeypatch.setattr(train_module, "validate_model", ten_second_validation)
+    volume = np.random.default_rng(0).normal(size=(48, 48, 48)).astype(np.float32)
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[20:28, 20:28, 20:28] = 4
+    sample = Sample.from_arrays(
+        volume, labels, {"ribosome": np.array([[24.0, 24.0, 24.0]])}, np.ones(7, bool)
+    )
+    data = TrainingData(pool=[sample], validation=[], validation_pass_s=10.0)
+    config = _tiny(
+        tmp_path,
+        epochs=14,
+        steps_per_epoch=5,
+        val_time_fraction=0.25,
+        patch_vox=16,  # the clock is fake: small patches keep the real steps short
+        max_wall_s=40.0,
+        patience_epochs=100,
+        tune_localization=False,
+    )
+    train(config, data=data)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # 20 s of the 40 are kept for the last validation and the tuning from the start, and no earlier
+    # validation fits in a quarter of the time: four epochs train, the last is validated.
+    assert [r["epoch"] for r in records if "weighted_f_beta" in r] == [3]
+    assert records[-1]["step"] == 20
