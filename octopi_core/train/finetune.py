@@ -13,6 +13,12 @@ Partial labels. A class is labelled in a tomogram when its picks name it (a copi
 chosen user/session for that object, even an empty one; a key of a picks document). An unlabelled
 class is merged into background by the loss (:func:`~octopi_core.loss.focal_tversky_loss`) and left
 out of the score of that tomogram. ``absent_classes_are_background=True`` treats every class as labelled.
+
+Few held-out particles. A few held-out tomograms hold tens of particles, so the defaults trust them
+only as far as they can tell: a near-tie keeps the later weights (``selection_tolerance``), a class
+with fewer than ``min_tuning_particles`` held-out particles keeps the starting model's threshold, and
+validation takes at most ``val_time_fraction`` of the run, budgeted from the starting model's timed
+score. ``max_wall_s`` bounds the whole run, this function's reading and scoring included.
 """
 
 from __future__ import annotations

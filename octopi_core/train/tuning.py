@@ -196,7 +196,8 @@ def tune_localization(
             )
             for c in score.classes:
                 weights[c.particle] = c.weight
-                if kept.get(c.particle, threshold) != threshold:
+                allowed = (kept[c.particle],) if c.particle in kept else thresholds
+                if threshold not in allowed:
                     continue
                 if c.particle not in per_class or c.f_beta > per_class[c.particle][0]:
                     per_class[c.particle] = (c.f_beta, threshold)
