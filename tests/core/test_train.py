@@ -341,21 +341,8 @@ class _FakeClock:
         return self.now
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("max_wall_s", "validation_s", "validated", "steps"),
-    [
-        # No limit: the first epoch and the last are validated, the others only while validation so far
-        # stays within a quarter of the time (5 s epochs, a 5 s validation: epoch 5 is the next).
-        (0.0, 5.0, [0, 5, 6], 7 * 5),
-        # 38 s: after a 10 s validation, 20 s are kept for the last validation and the tuning, so
-        # training stops three steps into epoch 1 (at 18 s) and those weights are validated.
-        (38.0, 10.0, [0, 1], 5 + 3),
-    ],
-)
-def test_validation_keeps_to_its_share_of_time_and_the_limit_leaves_room_for_it(
-    tmp_path, monkeypatch, max_wall_s, validation_s, validated, steps
-):
+def _run_on_a_fake_clock(monkeypatch, validation_s: float) -> None:
+    """Each training step takes 1 s and each validation ``validation_s`` s of the loop's own clock."""
     import octopi_core.train.loop as train_module
 
     clock = _FakeClock()
@@ -372,6 +359,24 @@ def test_validation_keeps_to_its_share_of_time_and_the_limit_leaves_room_for_it(
     monkeypatch.setattr(train_module, "time", clock)
     monkeypatch.setattr(train_module, "focal_tversky_loss", one_second_step)
     monkeypatch.setattr(train_module, "validate_model", timed_validation)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("max_wall_s", "validation_s", "validated", "steps"),
+    [
+        # No limit: the first epoch and the last are validated, the others only while validation so far
+        # stays within a quarter of the time (5 s epochs, a 5 s validation: epoch 5 is the next).
+        (0.0, 5.0, [0, 5, 6], 7 * 5),
+        # 38 s: after a 10 s validation, 20 s are kept for the last validation and the tuning, so
+        # training stops three steps into epoch 1 (at 18 s) and those weights are validated.
+        (38.0, 10.0, [0, 1], 5 + 3),
+    ],
+)
+def test_validation_keeps_to_its_share_of_time_and_the_limit_leaves_room_for_it(
+    tmp_path, monkeypatch, max_wall_s, validation_s, validated, steps
+):
+    _run_on_a_fake_clock(monkeypatch, validation_s)
     config = _tiny(
         tmp_path,
         epochs=7,
@@ -439,23 +444,9 @@ def test_training_tomograms_are_made_in_the_configured_families(tmp_path):
 def test_a_timed_pass_over_the_users_held_out_data_budgets_validation_from_the_first_epoch(
     tmp_path, monkeypatch
 ):
-    import octopi_core.train.loop as train_module
     from octopi_core.train.sampling import Sample, TrainingData
 
-    clock = _FakeClock()
-    real_loss = train_module.focal_tversky_loss
-
-    def one_second_step(*args, **kwargs):
-        clock.now += 1.0
-        return real_loss(*args, **kwargs)
-
-    def ten_second_validation(*args, **kwargs):
-        clock.now += 10.0
-        return _ScriptedScore(0.5)
-
-    monkeypatch.setattr(train_module, "time", clock)
-    monkeypatch.setattr(train_module, "focal_tversky_loss", one_second_step)
-    monkeypatch.setattr(train_module, "validate_model", ten_second_validation)
+    _run_on_a_fake_clock(monkeypatch, 10.0)
     volume = np.random.default_rng(0).normal(size=(48, 48, 48)).astype(np.float32)
     labels = np.zeros(volume.shape, np.uint8)
     labels[20:28, 20:28, 20:28] = 4
