@@ -46,9 +46,10 @@ TRAIN_SEED, EVAL_SEED = 700_000, 710_000  # the labelled tomograms, and those th
 def _write_set(folder: Path, seeds: list[int], settings: PhantomSettings, name: str) -> None:
     for seed in seeds:
         phantom = make_phantom(seed, settings)
-        path, truth = write_phantom(phantom, folder, f"{name}-{seed}")
+        run = f"{name}-{seed}"
+        path, truth = write_phantom(phantom, folder, run)
         truth.unlink()
-        write_picks(phantom.truth_document(f"{name}-{seed}", str(path)), folder / f"{name}-{seed}.picks.json")
+        write_picks(phantom.truth_document(run, str(path)), folder / f"{run}.picks.json")
 
 
 def _score(checkpoint: Path | None, folder: Path) -> dict:

@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     if not mixture or any(f not in mixture for f in left_out):
         parser.error(f"every left-out family must be in the training mixture {mixture}")
     device = args.device or preset.device
+    picker_device = None if device == "auto" else device  # Picker's own auto
     table: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        shipped = Picker(None, device=None if device == "auto" else device)
+        shipped = Picker(None, device=picker_device)
         print("the shipped model:", flush=True)
         baseline = evaluate_families(shipped, left_out, args.count, tuple(args.shape), root / "shipped")
         for family in left_out:
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             result = train(config)
             print(f"trained without {family}: validation {result.best_score:.3f}", flush=True)
-            picker = Picker(result.best_checkpoint, device=None if device == "auto" else device)
+            picker = Picker(result.best_checkpoint, device=picker_device)
             scored = evaluate_families(picker, [family], args.count, tuple(args.shape), root / family)
             table[family] = {
                 **scored[family],
