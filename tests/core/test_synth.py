@@ -1,4 +1,4 @@
-import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,22 +146,31 @@ def test_written_phantom_reads_back_with_truth(tmp_path, fmt, zarr_format):
 
 # --- generator families ------------------------------------------------------------------------
 
-# sha256 of make_phantom(seed, SMALL): volume bytes, then each class's truth (sorted names), then the
-# clutter, computed with the generator before the families existed (octopi_core/synth.py at 15d25f2).
-DEFAULT_FAMILY_SHA256 = {
-    3: "0bd07ac22975e750cf43fcae65256469bff6fc147aee7a9962414e42d2038b1e",
-    8: "249e2b444252094905aab0cf269425dea38cf39eb6834c954c433e999a53e81e",
-}
+# make_phantom(seed, SMALL) as the generator made it before the families existed (octopi_core/synth.py at
+# 15d25f2, whose output these arrays were checked against byte for byte): each class's truth and the
+# clutter, the volume's 4x4x4 block means and 512 of its voxels. Compared to a tolerance, not a hash: the
+# FFTs' last bits differ between CPUs (a sha256 of the bytes failed on a CI machine of another kind).
+DEFAULT_FAMILY_REFERENCE = Path(__file__).with_name("default_family_reference.npz")
 
 
-@pytest.mark.parametrize("seed", sorted(DEFAULT_FAMILY_SHA256))
-def test_default_family_is_the_original_generator_byte_for_byte(seed):
+@pytest.mark.parametrize("seed", [3, 8])
+def test_default_family_is_the_original_generator(seed):
+    reference = np.load(DEFAULT_FAMILY_REFERENCE)
     phantom = make_phantom(seed, SMALL)
-    digest = hashlib.sha256(phantom.volume.tobytes())
-    for name in sorted(phantom.truth_xyz_a):
-        digest.update(phantom.truth_xyz_a[name].tobytes())
-    digest.update(phantom.clutter_xyz_a.tobytes())
-    assert digest.hexdigest() == DEFAULT_FAMILY_SHA256[seed]
+    truth_names = {key.split("/")[2] for key in reference.files if key.startswith(f"{seed}/truth/")}
+    assert set(phantom.truth_xyz_a) == truth_names
+    for name in truth_names:
+        np.testing.assert_allclose(
+            phantom.truth_xyz_a[name], reference[f"{seed}/truth/{name}"], rtol=0, atol=1e-6
+        )
+    np.testing.assert_allclose(phantom.clutter_xyz_a, reference[f"{seed}/clutter"], rtol=0, atol=1e-6)
+    volume = phantom.volume.astype(np.float64)
+    # a thousandth of the volume's spread: far above rounding, far below any change to how it is drawn
+    atol = 1e-3 * float(volume.std())
+    blocks = volume.reshape(12, 4, 24, 4, 24, 4).mean(axis=(1, 3, 5))
+    np.testing.assert_allclose(blocks, reference[f"{seed}/block_mean"], rtol=0, atol=atol)
+    voxels = volume[tuple(reference["voxel_index"].T)]
+    np.testing.assert_allclose(voxels, reference[f"{seed}/voxels"], rtol=0, atol=atol)
     assert not {"shape_model", "reconstruction", "geometry", "crowding", "binning"} & set(phantom.settings)
 
 
