@@ -52,6 +52,11 @@ class PickWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.context = context
 
+    def subscribe(self) -> None:
+        """Hold no RQ command channel: the service sends no RQ commands (cancel and stop go through its own
+        job state and signals), and RQ's listener thread, polled once a minute, could hold a SIGTERM-ed
+        worker's teardown for up to 60 s while redis-py joins it (rq issue #1613)."""
+
     def request_stop(self, signum, frame) -> None:
         self.context.shutdown.set()
         try:

@@ -87,12 +87,16 @@ class LiveService:
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+        outlived = []
         for process in processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                outlived.append(process.args)
                 process.kill()
                 process.wait()
+        # a service process that ignores SIGTERM for 30 s would be SIGKILLed by Kubernetes mid-job
+        assert not outlived, f"still running 30 s after SIGTERM: {outlived}"
 
 
 def service_env(

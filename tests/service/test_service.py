@@ -186,3 +186,14 @@ def test_metrics_and_readiness_of_the_live_service(live_service):
     docs = httpx.get(f"{live_service.url}/openapi.json").json()
     assert {"/predict", "/jobs/{job_id}", "/jobs/{job_id}/picks", "/models"} <= set(docs["paths"])
     assert json.dumps(docs)  # serialisable
+
+
+def test_workers_hold_no_rq_command_channel(live_service):
+    """RQ's command listener could hold a SIGTERM-ed worker's teardown for up to a minute (rq #1613)."""
+    import redis
+
+    connection = redis.Redis.from_url(live_service.env["REDIS_URL"])
+    try:
+        assert connection.pubsub_channels("rq:pubsub:*") == []
+    finally:
+        connection.close()
