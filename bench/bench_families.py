@@ -27,12 +27,12 @@ sys.path.insert(0, str(HERE.parent))
 
 from _data import write_result  # noqa: E402
 
-from octopi_core.metric import score_documents  # noqa: E402
+from octopi_core.metric import Score, score_documents  # noqa: E402
 from octopi_core.particles import PARTICLE_CLASSES  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.synth import FAMILIES, family_seeds, make_phantom, write_phantom  # noqa: E402
 
-__all__ = ["evaluate_families", "main"]
+__all__ = ["evaluate_families", "main", "score_entry"]
 
 
 def evaluate_families(
@@ -60,25 +60,31 @@ def evaluate_families(
             path, _ = write_phantom(phantom, folder, f"{family}-{seed}")
             picks.append(picker.predict(str(path)))
             truth.append(phantom.truth_document(f"{family}-{seed}", str(path)))
-        score = score_documents(picks, truth)
         table[family] = {
             "seeds": seeds,
-            "weighted_f_beta": round(score.weighted_f_beta, 3),
-            "classes": {
-                c.particle: {
-                    "precision": round(c.precision, 3),
-                    "recall": round(c.recall, 3),
-                    "f_beta": round(c.f_beta, 3),
-                    "tp": c.tp,
-                    "fp": c.fp,
-                    "fn": c.fn,
-                }
-                for c in score.classes
-            },
+            **score_entry(score_documents(picks, truth)),
             "s": round(time.perf_counter() - started, 1),
         }
         print(_row(family, table[family]), flush=True)
     return table
+
+
+def score_entry(score: Score) -> dict:
+    """A score as the benchmarks' JSON holds it: ``{"weighted_f_beta", "classes": {name: {...}}}``."""
+    return {
+        "weighted_f_beta": round(score.weighted_f_beta, 3),
+        "classes": {
+            c.particle: {
+                "precision": round(c.precision, 3),
+                "recall": round(c.recall, 3),
+                "f_beta": round(c.f_beta, 3),
+                "tp": c.tp,
+                "fp": c.fp,
+                "fn": c.fn,
+            }
+            for c in score.classes
+        },
+    }
 
 
 def _row(family: str, entry: dict) -> str:
