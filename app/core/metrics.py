@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from octopi_core.settings import Settings
 from worker.jobs import stats
 from worker.jobs.keys import RUNNING_KEY
+from worker.jobs.lifecycle import busy_workers
 from worker.jobs.queue import queue_depth
 from worker.jobs.workers import live_workers
 
@@ -40,6 +41,7 @@ class _RedisStatsCollector:
             depth = queue_depth(connection, self._settings)
             workers = len(live_workers(connection))
             running = int(connection.hlen(RUNNING_KEY))
+            busy = len(busy_workers(connection))
             counts = stats.read_job_counts(connection)
             histograms = {
                 name: stats.read_histogram(connection, name)
@@ -55,6 +57,11 @@ class _RedisStatsCollector:
         yield GaugeMetricFamily("octopi_queue_depth", "jobs waiting in the queue", value=depth)
         yield GaugeMetricFamily("octopi_workers", "workers with a live heartbeat", value=workers)
         yield GaugeMetricFamily("octopi_jobs_running", "jobs being processed now", value=running)
+        yield GaugeMetricFamily(
+            "octopi_workers_busy",
+            "workers holding a running job (one may hold two while it overlaps)",
+            value=busy,
+        )
         yield GaugeMetricFamily(
             "octopi_tomograms_per_hour", "tomograms picked successfully in the last hour", value=per_hour
         )

@@ -270,7 +270,7 @@ def test_worker_grace_period_covers_stopping_and_requeueing_a_job(objects):
     assert pod["terminationGracePeriodSeconds"] >= settings.redis_retry_s + 60
 
 
-def test_workers_scale_on_queued_plus_running_jobs_down_to_zero(objects, overlay):
+def test_workers_scale_on_queued_jobs_plus_busy_workers_down_to_zero(objects, overlay):
     scaled = [o for o in objects if o["kind"] == "ScaledObject"]
     if overlay == "dev":
         assert not scaled, "dev runs without KEDA"
@@ -283,7 +283,7 @@ def test_workers_scale_on_queued_plus_running_jobs_down_to_zero(objects, overlay
     assert trigger["type"] == "prometheus"
     query = trigger["metadata"]["query"]
     used = set(re.findall(r"\b(octopi_[a-z_]+)", query))
-    assert {"octopi_queue_depth", "octopi_jobs_running"} <= used <= exported_metric_names(), query
+    assert {"octopi_queue_depth", "octopi_workers_busy"} <= used <= exported_metric_names(), query
     assert set(re.findall(r'namespace="([^"]+)"', query)) == {scaled_object["metadata"]["namespace"]}, (
         "the query must read the gauges of this namespace's gateway"
     )

@@ -58,6 +58,7 @@ from .state import (
 __all__ = [
     "OWNER_JOBS_KEPT",
     "owner_token",
+    "busy_workers",
     "create_job",
     "create_reused_job",
     "claim_attempt",
@@ -77,6 +78,12 @@ OWNER_JOBS_KEPT = 200  # newest job ids kept in each owner's index; older ones a
 def owner_token(worker_name: str, attempt: int) -> str:
     """The value stored in the running hash for ``attempt`` run by ``worker_name``."""
     return f"{worker_name}|{attempt}"
+
+
+def busy_workers(connection: Redis) -> set[str]:
+    """Names of the workers that hold at least one running attempt (inferring, or finishing on their
+    finisher thread; a worker can hold two at once, so this is not the number of running jobs)."""
+    return {(_text(token) or "").rsplit("|", 1)[0] for token in connection.hvals(RUNNING_KEY)}
 
 
 def _text(value: object) -> str | None:
