@@ -264,6 +264,11 @@ def _identity(loc: _Location, path: str) -> str:
         info = loc.fs.info(path)
     except FileNotFoundError:
         return ""
+    return _info_identity(info)
+
+
+def _info_identity(info: dict) -> str:
+    """ETag, or size and modification time, from an fsspec ``info``/listing entry; "" when it has neither."""
     tag = info.get("ETag") or info.get("etag")
     if tag:
         return str(tag).strip('"')

@@ -4,6 +4,7 @@ slab reader, and :func:`write_ome_zarr`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ from octopi_core.exceptions import (
     UnsupportedFormatError,
 )
 
-from ._location import _async_options, _check_inside, _identity, _locate, _Location
+from ._location import _async_options, _check_inside, _identity, _info_identity, _locate, _Location
 from .source import TomogramSource, _check_voxels
 from .voxel_size import Zyx, _zyx_argument, tidy_voxel_size_a
 
@@ -166,8 +167,8 @@ def _open_zarr(
     level_meta = (f"{level_path}/" if level_path else "") + ("zarr.json" if zarr_format == 3 else ".zarray")
     if loc.scheme == "local":
         identity = _local_level_identity(loc, level_path)
-    else:  # the metadata's ETag/mtime only: listing every chunk remotely costs a request per page
-        identity = _identity(loc, loc.child(level_meta))
+    else:
+        identity = _remote_level_identity(loc, array, level_path, level_meta)
     identity += f"@{level_path}" if level_path else ""
     base_path, base_voxel, base_origin = base
     base_shape = None
@@ -226,6 +227,42 @@ def _local_level_identity(loc: _Location, level_path: str | None) -> str:
                 total_bytes += stat.st_size
                 newest_ns = max(newest_ns, stat.st_mtime_ns, stat.st_ctime_ns)
     return f"{count}-{total_bytes}-{newest_ns}"
+
+
+def _remote_level_identity(loc: _Location, array: Any, level_path: str | None, level_meta: str) -> str:
+    """Content identity of a remote level: its metadata's ETag (or size and mtime) and its chunk objects'.
+
+    New chunk data under unchanged metadata must change it, or a finished result would be reused for a
+    tomogram rewritten in place. A store that lists (S3) gives every object under the level, one LIST request
+    per 1,000 objects; over HTTP, which cannot list (or where listing is denied), the first, middle and last
+    chunk objects stand in (a rewrite that spares all three goes unseen there). "" (no result reuse) when the metadata has no identity.
+    """
+    metadata = _identity(loc, loc.child(level_meta))
+    if not metadata:
+        return ""
+    level = loc.child(level_path) if level_path else loc.path
+    digest = hashlib.sha256(metadata.encode())
+    entries = _listed_identities(loc, level) if loc.scheme != "http" else None
+    if entries is None:
+        objects_per_axis = [
+            math.ceil(n / c) for n, c in zip(array.shape, getattr(array, "shards", None) or array.chunks)
+        ]
+        samples = {tuple(int(f * (n - 1)) for n in objects_per_axis) for f in (0.0, 0.5, 1.0)}
+        names = [array.metadata.encode_chunk_key(coords) for coords in sorted(samples)]
+        entries = {name: _identity(loc, f"{level}/{name}") for name in names}
+    for name in sorted(entries):
+        digest.update(f"\n{name}\0{entries[name]}".encode())
+    return f"{metadata}-{len(entries)}-{digest.hexdigest()[:16]}"
+
+
+def _listed_identities(loc: _Location, level: str) -> dict[str, str] | None:
+    """Every object under ``level`` with its identity, or None where listing is not allowed (a bucket policy
+    may grant GetObject without ListBucket)."""
+    try:
+        listing = loc.fs.find(level, detail=True)
+    except (PermissionError, NotImplementedError):
+        return None
+    return {name: _info_identity(info) or str(info.get("size")) for name, info in listing.items()}
 
 
 def _fsspec_store(loc: _Location, *, read_only: bool) -> zarr.storage.FsspecStore:

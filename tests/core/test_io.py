@@ -586,6 +586,52 @@ def test_zarr_identity_changes_with_chunk_data_under_the_same_metadata(tmp_path)
     assert open_tomogram(str(path)).identity != first
 
 
+def _rewrite_chunk(uri: str, local: Path, donor: Path, coords: tuple[int, int, int], request) -> None:
+    """Overwrite the published copy ``uri`` of ``local``'s level-0 chunk at ``coords`` with ``donor``'s."""
+    key = zarr.open_array(str(local / "0"), mode="r").metadata.encode_chunk_key(coords)
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        request.getfixturevalue("s3_server").client().upload_file(
+            str(donor / "0" / key), bucket, f"{prefix}/0/{key}"
+        )
+    else:
+        server = request.getfixturevalue("http_server")
+        shutil.copyfile(donor / "0" / key, server.root / uri.removeprefix(f"{server.url}/") / "0" / key)
+
+
+# http cannot list: it watches the first, middle and last chunk objects, of which (1, 1, 1) is the middle one.
+# s3 lists the level, so any chunk counts, (1, 0, 2) included.
+@pytest.mark.parametrize(("access", "coords"), [("http", (1, 1, 1)), ("s3", (1, 0, 2))])
+def test_remote_zarr_identity_changes_with_chunk_data_under_the_same_metadata(
+    access, coords, tmp_path, request
+):
+    local, donor = tmp_path / "a" / "tomo.zarr", tmp_path / "b" / "tomo.zarr"
+    write_ome_zarr(str(local), _volume(), 10.0, chunks_zyx=(8, 16, 16))  # 3 x 3 x 3 chunks
+    write_ome_zarr(str(donor), _volume(seed=9), 10.0, chunks_zyx=(8, 16, 16))
+    uri = _publish(local, access, request)
+    first = open_tomogram(uri).identity
+    assert first and open_tomogram(uri).identity == first  # stable while nothing changes
+    _rewrite_chunk(uri, local, donor, coords, request)
+    assert open_tomogram(uri).identity != first
+
+
+def test_s3_zarr_identity_without_list_permission_watches_sampled_chunks(tmp_path, request, monkeypatch):
+    import s3fs
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError("AccessDenied: ListBucket")  # a policy granting GetObject only
+
+    local, donor = tmp_path / "a" / "tomo.zarr", tmp_path / "b" / "tomo.zarr"
+    write_ome_zarr(str(local), _volume(), 10.0, chunks_zyx=(8, 16, 16))
+    write_ome_zarr(str(donor), _volume(seed=9), 10.0, chunks_zyx=(8, 16, 16))
+    uri = _publish(local, "s3", request)
+    monkeypatch.setattr(s3fs.S3FileSystem, "find", denied)
+    first = open_tomogram(uri).identity
+    assert first and open_tomogram(uri).identity == first
+    _rewrite_chunk(uri, local, donor, (2, 2, 2), request)  # the last chunk: sampled
+    assert open_tomogram(uri).identity != first
+
+
 def test_load_tomogram_stops_between_slabs_when_cancelled(tmp_path):
     path = tmp_path / "planes.zarr"
     write_ome_zarr(str(path), _volume(), 10.0, chunks_zyx=(1, 40, 48))
