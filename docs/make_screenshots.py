@@ -4,7 +4,7 @@ Run from the repository root: ``.venv/bin/python docs/make_screenshots.py``. It 
 tomogram (seed 7, 96 x 256 x 256 voxels at 10 Å), picks it with the shipped model and draws the preview
 (as ``Picker.predict(on_preview=...)`` keeps it), then starts ``octopi-serve serve`` on a free port with
 its own Redis, submits the same tomogram through the page in headless Chromium and screenshots the page
-with the job's panel open. Needs redis-server, Chromium (/usr/bin/chromium) and playwright (dev extra).
+with the job's panel open. Needs redis-server, Chromium (Debian's ``chromium``) and playwright (dev extra).
 """
 
 from __future__ import annotations
@@ -21,16 +21,9 @@ import httpx
 DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
 SEED, SHAPE_ZYX = 7, (96, 256, 256)
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(REPO))
+
+from tests.browser.chromium import CHROMIUM_FLAGS, chromium_path  # noqa: E402
 
 
 def make_tomogram(directory: Path) -> Path:
@@ -76,7 +69,7 @@ def make_page_screenshot(tomogram: Path, work: Path) -> None:
                 raise RuntimeError("the service did not become ready")
             time.sleep(0.5)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+            browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(f"{url}/ui/")
             page.fill("#uri", str(tomogram))

@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
+from tests.browser.chromium import CHROMIUM_FLAGS, chromium_path
 from tests.service.conftest import live_service  # noqa: F401 - the real stack, one per test module
-
-# Flags that start Chromium here: as root, without a GPU, with no traffic of its own.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str | None:
-    """The system's Chromium (Debian's ``chromium`` package), or None."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    return found or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
 @pytest.fixture(scope="module")
