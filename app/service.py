@@ -10,6 +10,7 @@ limit, content identity) read through :func:`octopi_core.io.open_tomogram` with 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import threading
@@ -553,10 +554,19 @@ def read_preview(*, connection: Redis, job_id: str, client_id: str) -> bytes:
         data = connection.get(preview_key(record.reused_from))
     if text is None or data is None:
         raise NoSuchJobError(f"job {job_id} has no preview (expired, or made before previews were kept)")
+    return _render_preview(data, text)
+
+
+# A render costs the gateway about a second of CPU; a finished job's projection and picks never change, so
+# the PNGs of the last 32 (about 0.3 MB each, keyed by what they are drawn from) are kept per process.
+@functools.lru_cache(maxsize=32)
+def _render_preview(projection: bytes, picks_json: str) -> bytes:
     # numpy and matplotlib load here, on the first preview, not with the gateway
     from octopi_core.preview import PreviewProjection, render_preview_png
 
-    return render_preview_png(PreviewProjection.from_bytes(data), PicksDocument.model_validate_json(text))
+    return render_preview_png(
+        PreviewProjection.from_bytes(projection), PicksDocument.model_validate_json(picks_json)
+    )
 
 
 def readiness(*, connection: Redis, settings: Settings) -> Readiness:

@@ -58,6 +58,34 @@ def test_preview_png_of_a_succeeded_job(client, redis_conn, service_settings, to
     assert_problem(client.get("/jobs/no-such-job/preview.png"), 404, "job-not-found")
 
 
+def test_a_preview_is_drawn_once_and_then_served_from_the_cache(
+    client, redis_conn, service_settings, tomograms, monkeypatch
+):
+    import app.service
+    import octopi_core.preview
+
+    app.service._render_preview.cache_clear()  # another test's preview must not count
+    drawn = []
+    real = octopi_core.preview.render_preview_png
+    monkeypatch.setattr(
+        octopi_core.preview, "render_preview_png", lambda *a, **k: drawn.append(1) or real(*a, **k)
+    )
+    first, second = (
+        _submit(client, tomograms.small, classes=[c]).json()["id"] for c in ("ribosome", "apo-ferritin")
+    )
+    for seed, job_id in enumerate((first, second)):
+        _succeed(redis_conn, service_settings, job_id)
+        volume = np.random.default_rng(seed).normal(size=(32, 64, 64)).astype(np.float32)
+        redis_conn.set(
+            preview_key(job_id), project_volume(volume, voxel_size_zyx_a=(10.0, 10.0, 10.0)).to_bytes()
+        )
+    pngs = [client.get(f"/jobs/{job_id}/preview.png").content for job_id in (first, first, first, second)]
+    assert pngs[0] == pngs[1] == pngs[2] != pngs[3] and pngs[0].startswith(b"\x89PNG")
+    assert (
+        len(drawn) == 2
+    )  # the second job's tomogram differs, so it is drawn anew: twice in all, not four times
+
+
 def test_another_clients_preview_is_not_found(make_client, redis_conn, service_settings, tomograms):
     client = make_client(api_keys=[_KEY_A, _KEY_B])
     job = client.post("/predict", json={"tomogram_uri": str(tomograms.small)}, headers=_auth(_KEY_A)).json()
