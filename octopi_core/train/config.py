@@ -67,6 +67,12 @@ class TrainConfig(BaseModel):
     )
     val_tomograms: int = Field(2, ge=1)
     patch_vox: int = Field(112, ge=16, multiple_of=WINDOW_MULTIPLE_VOX)
+    patch_vox_choices: list[int] = Field(
+        default_factory=list,
+        description="patch sizes, one drawn per batch, so that predictions depend less on the window "
+        "size; a batch of size p holds batch_size x (patch_vox / p)^3 patches (at least one), about the "
+        "voxels of one patch_vox batch; empty = patch_vox alone",
+    )
     background_patch_fraction: float = Field(0.1, ge=0, le=1)
     hard_negative_patch_fraction: float = Field(
         0.0,
@@ -143,6 +149,16 @@ class TrainConfig(BaseModel):
     def generator_settings(self, data: Literal["validation", "training"]) -> PhantomSettings:
         """The validation or the training settings of the phantom generator."""
         return self.train_settings if data == "training" else self.val_settings
+
+    @field_validator("patch_vox_choices")
+    @classmethod
+    def _patch_sizes_fit_the_network(cls, sizes: list[int]) -> list[int]:
+        wrong = [s for s in sizes if s < 16 or s % WINDOW_MULTIPLE_VOX]
+        if wrong:
+            raise ValueError(
+                f"patch_vox_choices must be multiples of {WINDOW_MULTIPLE_VOX} from 16 up, got {wrong}"
+            )
+        return sizes
 
     @field_validator("train_families")
     @classmethod

@@ -116,7 +116,8 @@ class PatchSampler:
     def cut(
         self, pool: list[Sample], rng: np.random.Generator, synthetic: list[Sample] | None = None
     ) -> Batch:
-        """Cut one batch of ``config.batch_size`` augmented patches.
+        """Cut one batch of ``config.batch_size`` augmented patches (or, with ``config.patch_vox_choices``,
+        of one drawn size, as many as hold about the same voxels).
 
         Args:
             pool: the tomograms to cut from.
@@ -130,9 +131,11 @@ class PatchSampler:
         Raises:
             TrainingDataError: when no tomogram of ``pool`` holds a labelled particle.
         """
-        images, targets, labelled = zip(
-            *(self._patch(pool, rng, synthetic) for _ in range(self.config.batch_size))
-        )
+        size, count = self.config.patch_vox, self.config.batch_size
+        if self.config.patch_vox_choices:  # drawn only then, so other runs cut the patches they always did
+            size = int(rng.choice(self.config.patch_vox_choices))
+            count = max(1, round(count * (self.config.patch_vox / size) ** 3))
+        images, targets, labelled = zip(*(self._patch(pool, rng, synthetic, size) for _ in range(count)))
         noise_std = rng.uniform(*self.config.noise_std, len(targets)).astype(np.float32)
         mask = None
         if any(m is not None for m in labelled):
@@ -141,9 +144,8 @@ class PatchSampler:
         return Batch(np.stack(images)[:, None], np.stack(targets), noise_std, mask)
 
     def _patch(
-        self, pool: list[Sample], rng: np.random.Generator, synthetic: list[Sample] | None
+        self, pool: list[Sample], rng: np.random.Generator, synthetic: list[Sample] | None, size: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        size = self.config.patch_vox
         # Drawn only when mixing, so that runs without it cut exactly the patches they always did.
         if synthetic and rng.random() < self.synthetic_fraction:
             pool = synthetic

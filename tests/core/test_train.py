@@ -186,6 +186,21 @@ def test_hard_negative_patches_are_centred_on_clutter(hard_negative_fraction, ex
         assert np.all(targets[:, 16, 16, 16].numpy() == 0)
 
 
+def test_patch_sizes_drawn_per_batch_keep_the_voxels_per_batch():
+    from octopi_core.train import TrainConfig
+    from octopi_core.train.sampling import PatchSampler
+
+    config = TrainConfig(patch_vox=32, batch_size=8, patch_vox_choices=[16, 32, 48], noise_std=(0.0, 0.0))
+    sampler, pool, rng = PatchSampler(config), _marked_pool(config), np.random.default_rng(0)
+    shapes = {sampler.cut(pool, rng).images.shape for _ in range(40)}
+    # 8 x (32/16)^3 = 64 patches of 16, 8 of 32, round(8 x (32/48)^3) = 2 of 48: every size drawn
+    assert shapes == {(64, 1, 16, 16, 16), (8, 1, 32, 32, 32), (2, 1, 48, 48, 48)}
+    fixed = PatchSampler(config.model_copy(update={"patch_vox_choices": []}))
+    assert {fixed.cut(pool, rng).images.shape for _ in range(5)} == {(8, 1, 32, 32, 32)}
+    with pytest.raises(ValueError, match="multiples of 4"):
+        TrainConfig(patch_vox_choices=[96, 98])
+
+
 def test_patch_fractions_must_fit_in_one():
     from octopi_core.train import TrainConfig
 
