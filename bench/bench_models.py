@@ -32,7 +32,7 @@ from bench_families import score_entry  # noqa: E402
 from octopi_core import options as predict_options  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
-from octopi_core.promotion import EvaluationSet, held_out_set  # noqa: E402
+from octopi_core.promotion import EvaluationSet, held_out_set, pick_evaluation  # noqa: E402
 from octopi_core.synth import FAMILIES, HELD_OUT_SETTINGS, family_seeds  # noqa: E402
 
 __all__ = ["Layout", "main", "parse_layout"]
@@ -104,11 +104,8 @@ def score_row(picker: Picker, layout: Layout, sets: dict[str, EvaluationSet], fa
     held_out_picks, held_out_truth = [], []
     for name, evaluation in sets.items():
         started = time.perf_counter()
-        picks = [picker.predict(uri, layout.options) for uri, _ in evaluation.tomograms]
+        picks, truth = pick_evaluation(picker, evaluation, layout.options)
         row["inference_s"] += time.perf_counter() - started
-        truth = [
-            t.model_copy(update={"run_name": p.run_name}) for p, (_, t) in zip(picks, evaluation.tomograms)
-        ]
         row["sets"][name] = score_entry(score_documents(picks, truth))
         if name in HELD_OUT_SETS:
             held_out_picks += picks

@@ -38,6 +38,7 @@ __all__ = [
     "EvaluationSet",
     "DataEvaluation",
     "held_out_set",
+    "pick_evaluation",
     "evaluate_checkpoint",
     "evaluate_on_volumes",
     "PromotionResult",
@@ -110,10 +111,17 @@ def evaluate_checkpoint(
     device: str | None = None,
 ) -> Score:
     """Pick every tomogram of ``evaluation`` with ``checkpoint`` and score against the truth."""
-    picker = Picker(checkpoint, device=device)
+    return score_documents(*pick_evaluation(Picker(checkpoint, device=device), evaluation, options))
+
+
+def pick_evaluation(
+    picker: Picker, evaluation: EvaluationSet, options: PredictOptions = PredictOptions()
+) -> tuple[list[PicksDocument], list[PicksDocument]]:
+    """Pick every tomogram of ``evaluation``: the picks, and the truth under the picks' run names, in the
+    same order, ready for :func:`~octopi_core.metric.score_documents` (alone or pooled with other sets)."""
     picks = [picker.predict(uri, options) for uri, _ in evaluation.tomograms]
     truth = [t.model_copy(update={"run_name": p.run_name}) for p, (_, t) in zip(picks, evaluation.tomograms)]
-    return score_documents(picks, truth)
+    return picks, truth
 
 
 def evaluate_on_volumes(

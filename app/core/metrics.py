@@ -17,8 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from octopi_core.settings import Settings
 from worker.jobs import stats
-from worker.jobs.keys import RUNNING_KEY
-from worker.jobs.lifecycle import busy_workers
+from worker.jobs.lifecycle import running_owners
 from worker.jobs.queue import queue_depth
 from worker.jobs.workers import live_workers
 
@@ -40,8 +39,7 @@ class _RedisStatsCollector:
             connection = self._connection()
             depth = queue_depth(connection, self._settings)
             workers = len(live_workers(connection))
-            running = int(connection.hlen(RUNNING_KEY))
-            busy = len(busy_workers(connection))
+            owners = running_owners(connection)  # one read: jobs running and busy workers agree
             counts = stats.read_job_counts(connection)
             histograms = {
                 name: stats.read_histogram(connection, name)
@@ -56,11 +54,11 @@ class _RedisStatsCollector:
         yield up
         yield GaugeMetricFamily("octopi_queue_depth", "jobs waiting in the queue", value=depth)
         yield GaugeMetricFamily("octopi_workers", "workers with a live heartbeat", value=workers)
-        yield GaugeMetricFamily("octopi_jobs_running", "jobs being processed now", value=running)
+        yield GaugeMetricFamily("octopi_jobs_running", "jobs being processed now", value=len(owners))
         yield GaugeMetricFamily(
             "octopi_workers_busy",
             "workers holding a running job (one may hold two while it overlaps)",
-            value=busy,
+            value=len(set(owners)),
         )
         yield GaugeMetricFamily(
             "octopi_tomograms_per_hour", "tomograms picked successfully in the last hour", value=per_hour

@@ -235,7 +235,8 @@ def _remote_level_identity(loc: _Location, array: Any, level_path: str | None, l
     New chunk data under unchanged metadata must change it, or a finished result would be reused for a
     tomogram rewritten in place. A store that lists (S3) gives every object under the level, one LIST request
     per 1,000 objects; over HTTP, which cannot list (or where listing is denied), the first, middle and last
-    chunk objects stand in (a rewrite that spares all three goes unseen there). "" (no result reuse) when the metadata has no identity.
+    chunk objects stand in (a rewrite that spares all three goes unseen there). "" (no result reuse) when
+    the metadata has no identity.
     """
     metadata = _identity(loc, loc.child(level_meta))
     if not metadata:

@@ -58,7 +58,7 @@ from .state import (
 __all__ = [
     "OWNER_JOBS_KEPT",
     "owner_token",
-    "busy_workers",
+    "running_owners",
     "create_job",
     "create_reused_job",
     "claim_attempt",
@@ -80,10 +80,15 @@ def owner_token(worker_name: str, attempt: int) -> str:
     return f"{worker_name}|{attempt}"
 
 
-def busy_workers(connection: Redis) -> set[str]:
-    """Names of the workers that hold at least one running attempt (inferring, or finishing on their
-    finisher thread; a worker can hold two at once, so this is not the number of running jobs)."""
-    return {(_text(token) or "").rsplit("|", 1)[0] for token in connection.hvals(RUNNING_KEY)}
+def _owner(token: str) -> str:
+    """The worker name in an :func:`owner_token`."""
+    return token.rsplit("|", 1)[0]
+
+
+def running_owners(connection: Redis) -> list[str]:
+    """The worker holding each running attempt, one entry per attempt, read at once: a worker can hold two
+    (one inferring, one on its finisher thread), so the distinct names are the busy workers."""
+    return [_owner(_text(token) or "") for token in connection.hvals(RUNNING_KEY)]
 
 
 def _text(value: object) -> str | None:
@@ -358,7 +363,7 @@ def reap_dead_workers(connection: Redis, settings: Settings, *, self_name: str |
     taken: list[str] = []
     for raw_id, raw_token in connection.hgetall(RUNNING_KEY).items():
         job_id, token = _text(raw_id) or "", _text(raw_token) or ""
-        owner = token.rsplit("|", 1)[0]
+        owner = _owner(token)
         if owner == self_name or connection.exists(worker_key(owner)):
             continue
 
