@@ -116,7 +116,7 @@ class PicksFormatError(OctopiError):
 
 
 class InferenceCancelledError(OctopiError):
-    """Reading or inference was stopped because the caller's cancellation check said so."""
+    """Reading, inference or localization was stopped because the caller's cancellation check said so."""
 
 
 class TrainingDataError(OctopiError):

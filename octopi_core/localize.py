@@ -11,7 +11,7 @@ confidence.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ from scipy import ndimage
 from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 
+from .exceptions import InferenceCancelledError
 from .particles import PARTICLE_CLASSES, ParticleClass
 
 __all__ = [
@@ -67,6 +68,7 @@ def localize_particles(
     split_volume_fraction: float = 2.0,
     threshold: float | Mapping[str, float] = DEFAULT_THRESHOLD,
     min_score: float = 0.0,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> dict[str, ClassPicks]:
     """Find particle centres in a label map.
 
@@ -83,12 +85,16 @@ def localize_particles(
         threshold: voxels whose class probability is lower are background: one value, or one per
             class name (classes left out use 0.5). Default 0.5.
         min_score: picks with a lower mean confidence are dropped. Default 0 (keep all).
+        should_cancel: polled once the volume is labelled and before each confident region (make it
+            cheap); True stops with
+            InferenceCancelledError. A label map full of noise has hundreds of thousands of regions.
 
     Returns:
         Class name -> :class:`ClassPicks` (every requested class present, maybe empty).
 
     Raises:
         ValueError: on mismatched shapes or a non-positive voxel size.
+        InferenceCancelledError: when ``should_cancel`` said so.
     """
     if labels.shape != confidence.shape or labels.ndim != 3:
         raise ValueError(
@@ -107,6 +113,7 @@ def localize_particles(
     # labelled only inside their boxes (a class's components lie within one region), which is
     # what keeps localization a few seconds on a full tomogram.
     regions, _ = ndimage.label(confidence >= min(thresholds.values(), default=1.0))
+    _check(should_cancel)
     found: dict[int, tuple[list[np.ndarray], list[float]]] = {p.label: ([], []) for p in particles}
     limits = {
         p.label: _ClassLimits.of(
@@ -115,6 +122,7 @@ def localize_particles(
         for p in particles
     }
     for index, box in enumerate(ndimage.find_objects(regions), start=1):
+        _check(should_cancel)
         if box is None:
             continue
         inside = regions[box] == index
@@ -134,6 +142,11 @@ def localize_particles(
         keep = scores_array >= min_score
         result[particle.name] = ClassPicks(centres_zyx_vox=centres_array[keep], scores=scores_array[keep])
     return result
+
+
+def _check(should_cancel: Callable[[], bool] | None) -> None:
+    if should_cancel is not None and should_cancel():
+        raise InferenceCancelledError("localization stopped")
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,8 @@ class Picker:
         tomogram: LoadedTomogram,
         segmentation: SegmentationResult,
         options: PredictOptions = PredictOptions(),
+        *,
+        should_cancel: Callable[[], bool] | None = None,
     ) -> dict[str, ClassPicks]:
         """The localizing stage: particle centres in the label map, voxels (zyx) of ``tomogram``'s volume.
 
@@ -206,12 +208,14 @@ class Picker:
             tomogram: the tomogram read by :meth:`read` (its volume may already be dropped).
             segmentation: its segmentation from :meth:`segment`.
             options: ``classes``, ``threshold`` and ``min_score`` apply.
+            should_cancel: polled between confident regions; True stops with InferenceCancelledError.
 
         Returns:
             The centres of each requested class.
 
         Raises:
             UnknownParticleClassError, ValueError: as :meth:`particles`.
+            InferenceCancelledError: when ``should_cancel`` said so.
         """
         return localize_particles(
             segmentation.labels,
@@ -219,6 +223,7 @@ class Picker:
             voxel_size_zyx_a=tomogram.voxel_size_zyx_a,
             particles=self.particles(options),
             min_score=options.min_score,
+            should_cancel=should_cancel,
             **self.localize_settings(options.threshold),
         )
 
@@ -270,7 +275,8 @@ class Picker:
             options: see :class:`PredictOptions`; ``options.run_name`` names the run, else the URI does.
             on_stage: called when a new :class:`Stage` starts.
             progress: called with the inference fraction done (0..1).
-            should_cancel: polled between z-slabs while reading and between batches of windows; True stops
+            should_cancel: polled between z-slabs while reading, between batches of windows and between
+                confident regions while localizing; True stops
                 with InferenceCancelledError.
             on_preview: called once with a small projection of the volume for a preview figure
                 (:func:`octopi_core.preview.project_volume`), while the volume is in memory.
@@ -293,7 +299,7 @@ class Picker:
             should_cancel=should_cancel,
             on_preview=on_preview,
         )
-        return self.picks_from(inferred, options, on_stage=on_stage)
+        return self.picks_from(inferred, options, on_stage=on_stage, should_cancel=should_cancel)
 
     def infer(
         self,
@@ -343,6 +349,7 @@ class Picker:
         options: PredictOptions = PredictOptions(),
         *,
         on_stage: Callable[[Stage], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
     ) -> PicksDocument:
         """The second half of :meth:`predict` (the CPU's part): :meth:`localize` and :meth:`document`.
 
@@ -350,18 +357,20 @@ class Picker:
             inferred: from :meth:`infer`, with the same ``options``.
             options: ``classes``, ``threshold``, ``min_score`` and ``run_name`` apply.
             on_stage: called with :attr:`Stage.LOCALIZING`.
+            should_cancel: as :meth:`localize`.
 
         Returns:
             The picks; ``timings_s["total"]`` counts the time in :meth:`infer` and here, not a wait between.
 
         Raises:
             UnknownParticleClassError, ValueError: as :meth:`particles`.
+            InferenceCancelledError: when ``should_cancel`` said so.
         """
         if on_stage:
             on_stage(Stage.LOCALIZING)
         timings = dict(inferred.timings_s)
         mark = time.perf_counter()
-        found = self.localize(inferred.tomogram, inferred.segmentation, options)
+        found = self.localize(inferred.tomogram, inferred.segmentation, options, should_cancel=should_cancel)
         timings["localize"] = time.perf_counter() - mark
         timings["total"] = inferred.elapsed_s + timings["localize"]
         run_name = options.run_name or run_name_from_uri(inferred.uri)

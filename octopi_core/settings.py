@@ -116,6 +116,9 @@ class Settings(BaseSettings):
             and takes the next job meanwhile, so reading and inference overlap the previous job's
             localization; at most one job waits for or is in that thread (default True). The job stays owned
             by the worker until its outcome is stored, so a killed worker's job is still re-queued.
+        finisher_grace_s: a job's localization and outputs still running this long after its ``job_timeout_s``
+            (a hung write: they cannot be interrupted) fail it as timed out, and the worker exits 1 to be
+            replaced (default 60 s).
         s3_endpoint_url: S3 endpoint for ``s3://`` tomograms and outputs (env ``OCTOPI_S3_ENDPOINT_URL``, else
             ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``); trusted. The entry points pass it to
             ``octopi_core.io.service_storage_options``; None leaves the endpoint to botocore.
@@ -196,6 +199,7 @@ class Settings(BaseSettings):
     batch_size: int | None = Field(DEFAULT_BATCH_SIZE, ge=1)
     model_cache_size: int = Field(2, ge=1)
     worker_overlap: bool = True
+    finisher_grace_s: float = Field(60.0, gt=0)
     s3_endpoint_url: str | None = Field(
         None,
         validation_alias=AliasChoices(

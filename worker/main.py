@@ -4,8 +4,9 @@ The worker is an RQ :class:`~rq.SimpleWorker` (no fork per job), so the model lo
 its device (GPU when present) for every job. SIGTERM or SIGINT: a running job stops at its next batch
 of windows and is re-queued at the front (not counted as a try), a job in the finisher (its localization
 and outputs, see :mod:`worker.finisher`) is finished and recorded, then the process exits 0. A second
-signal exits at once, leaving a job in the finisher to the dead-worker sweep. Between jobs the worker loads
-a newly promoted champion.
+signal exits at once, leaving a job in the finisher to the dead-worker sweep. A finisher stuck past its job's
+deadline (:mod:`worker.finisher`) makes the worker stop and exit 1. Between jobs the worker loads a newly
+promoted champion.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
         burst: stop when the queue is empty (for tests and batch use).
 
     Returns:
-        The process exit status (0 on a clean stop).
+        The process exit status: 0 on a clean stop, 1 when the finisher's thread was given up (stuck past
+        a job's deadline), so that the process is replaced.
     """
     import torch
 
@@ -98,7 +100,7 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
     models = ModelCache(
         Registry(settings.registry_uri), device=settings.device, capacity=settings.model_cache_size
     )
-    finisher = Finisher(name) if settings.worker_overlap else None
+    finisher = Finisher(name, grace_s=settings.finisher_grace_s) if settings.worker_overlap else None
     context = TaskContext(
         settings=settings, worker_name=name, models=models, connection=connection, finisher=finisher
     )
@@ -150,6 +152,9 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
                 finisher.close()
         finally:
             heartbeat.stop(forget=True)
+    if context.restart or (finisher is not None and finisher.stuck):
+        log.error("worker %s stopped with its finisher stuck: exit 1, to be replaced", name)
+        return 1
     log.info("worker %s stopped", name)
     return 0
 

@@ -6,6 +6,8 @@ windows whether to stop (cancelled, shutting down, or no longer the owner), and 
 never arrays. With the worker's :class:`~worker.finisher.Finisher`, the task returns once the tomogram is
 inferred, and the finisher localizes, writes the outputs and records the outcome (the job stays owned by
 the worker until then); without one (``worker_overlap`` off, or a plain RQ worker) the task does it all.
+An attempt has ``job_timeout_s`` in all: RQ's alarm holds the task to it, and localization, wherever it
+runs, polls the same deadline.
 Before reading a voxel it checks the output directory and, on the tomogram it opened itself,
 the size and chunk limits (a host may answer the worker otherwise than it answered the gateway).
 """
@@ -32,7 +34,7 @@ from octopi_core.picks import PicksDocument
 from octopi_core.pipeline import InferredTomogram, Picker, PredictOptions
 from octopi_core.settings import Settings, get_settings
 
-from .finisher import Finisher
+from .finisher import Finisher, FinisherStuckError
 from .jobs.exceptions import InternalJobError, JobTimeoutError, OutputWriteError
 from .jobs.keys import RUNNING_KEY, cancel_key, preview_key, reuse_key
 from .jobs.lifecycle import claim_attempt, finish_attempt, owner_token, requeue_attempt
@@ -44,6 +46,7 @@ __all__ = ["TaskContext", "configure", "current_context", "pick_particles", "con
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _PROGRESS_INTERVAL_S = 0.25  # least time between two progress writes
+_CANCEL_POLL_S = 0.5  # least time between two reads of the cancel key while localizing
 _REDIS_ERRORS = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -69,6 +72,7 @@ class TaskContext:
     connection: Redis
     shutdown: threading.Event = field(default_factory=threading.Event)
     finisher: Finisher | None = None
+    restart: bool = False  # the finisher's thread was given up: the process must be replaced
 
 
 _context: TaskContext | None = None
@@ -128,6 +132,7 @@ def pick_particles(job_id: str, attempt: int) -> dict:
     """
     context = current_context()
     connection, settings = context.connection, context.settings
+    deadline = time.monotonic() + settings.job_timeout_s  # RQ's alarm started about now
     record = _retrying(
         lambda: claim_attempt(connection, settings, job_id, attempt, context.worker_name),
         settings.redis_retry_s,
@@ -135,11 +140,14 @@ def pick_particles(job_id: str, attempt: int) -> dict:
     if record is None:
         return {"job_id": job_id, "status": "skipped"}
     try:
-        status = _run(context, record)
+        status = _run(context, record, deadline)
     except JobTimeoutException:
-        error = JobTimeoutError(f"the job ran longer than job_timeout_s = {settings.job_timeout_s} s")
-        status = _finish(context, record, JobStatus.FAILED, error=error)
+        status = _finish(context, record, JobStatus.FAILED, error=_timeout_error(settings))
     return {"job_id": job_id, "status": status}
+
+
+def _timeout_error(settings: Settings) -> JobTimeoutError:
+    return JobTimeoutError(f"the job ran longer than job_timeout_s = {settings.job_timeout_s} s")
 
 
 def _finish(context: TaskContext, record: JobRecord, status: JobStatus, **outcome) -> str:
@@ -151,7 +159,7 @@ def _finish(context: TaskContext, record: JobRecord, status: JobStatus, **outcom
     return status.value if owned else "superseded"
 
 
-def _run(context: TaskContext, record: JobRecord) -> str:
+def _run(context: TaskContext, record: JobRecord, deadline: float) -> str:
     connection = context.connection
     options = record.options
 
@@ -218,12 +226,36 @@ def _run(context: TaskContext, record: JobRecord) -> str:
     def conclude() -> str:
         preview = previews[0] if previews else None
         return _conclude(
-            context, record, picker, inferred, predict_options, on_stage=on_stage, preview=preview
+            context,
+            record,
+            picker,
+            inferred,
+            predict_options,
+            on_stage=on_stage,
+            preview=preview,
+            deadline=deadline,
         )
+
+    def overdue() -> None:  # the finisher's thread is given up: its late outcome will find the job taken
+        _best_effort(lambda: _finish(context, record, JobStatus.FAILED, error=_timeout_error(settings)))
 
     if context.finisher is None:
         return conclude()
-    context.finisher.submit(conclude)  # waits for the job before it: at most one there
+    # Waits for the job before it (at most one there), but keeps a grace of its own time to end itself.
+    try:
+        handed = context.finisher.submit(
+            conclude, deadline=deadline, on_overdue=overdue, wait_until=deadline - settings.finisher_grace_s
+        )
+    except FinisherStuckError:
+        log.error(
+            "the finisher of %s is stuck: ending job %s here, then restarting", context.worker_name, record.id
+        )
+        context.restart = True
+        context.shutdown.set()
+        return conclude()
+    if not handed:
+        log.warning("the finisher of %s is still busy: ending job %s here", context.worker_name, record.id)
+        return conclude()
     return JobStatus.RUNNING.value
 
 
@@ -236,10 +268,31 @@ def _conclude(
     *,
     on_stage: Callable[[object], None],
     preview: bytes | None,
+    deadline: float,
 ) -> str:
-    """Localize ``inferred``, write the outputs and record the outcome (in the finisher, or the task)."""
+    """Localize ``inferred``, write the outputs and record the outcome (in the finisher, or the task), by
+    ``deadline`` (``time.monotonic()``): localization polls it and the cancel key."""
+    connection = context.connection
+    last_check = [time.monotonic()]
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now >= deadline:
+            return True
+        if now - last_check[0] < _CANCEL_POLL_S:  # polled per confident region: Redis at most this often
+            return False
+        last_check[0] = now
+        try:
+            return bool(connection.exists(cancel_key(record.id)))
+        except _REDIS_ERRORS:
+            return False
+
     try:
-        document = picker.picks_from(inferred, options, on_stage=on_stage)
+        document = picker.picks_from(inferred, options, on_stage=on_stage, should_cancel=should_stop)
+    except InferenceCancelledError:
+        if time.monotonic() >= deadline:
+            return _finish(context, record, JobStatus.FAILED, error=_timeout_error(context.settings))
+        return _finish(context, record, JobStatus.CANCELLED)
     except (OctopiError, ValueError) as e:
         return _finish(context, record, JobStatus.FAILED, error=e)
     except Exception as e:  # a bug or an exhausted resource: report it on the job

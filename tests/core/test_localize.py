@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from octopi_core.exceptions import InferenceCancelledError
 from octopi_core.localize import expected_blob_volume_vox, localize_particles
 from octopi_core.particles import particle_by_name
 from octopi_core.train import paint_targets
@@ -111,3 +112,28 @@ def test_per_class_thresholds_apply_to_their_own_class_only():
     ) == {"apo-ferritin": 1}
     with pytest.raises(ValueError, match="threshold"):
         localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, threshold={"ribosome": -0.1})
+
+
+def test_localization_stops_when_asked_and_polls_per_region():
+    labels, confidence, _ = _painted({"ribosome": [[300.0, 300.0, 300.0], [650.0, 420.0, 310.0]]})
+    polls: list[int] = []
+
+    def after_two() -> bool:
+        polls.append(1)
+        return len(polls) > 2
+
+    with pytest.raises(InferenceCancelledError, match="localization stopped"):
+        localize_particles(labels, confidence, voxel_size_zyx_a=VOXEL, should_cancel=after_two)
+    assert len(polls) == 3  # once the volume is labelled, then before each of the two regions
+
+    polls.clear()
+    found = localize_particles(
+        labels, confidence, voxel_size_zyx_a=VOXEL, should_cancel=lambda: bool(polls.append(1))
+    )
+    assert len(found["ribosome"].centres_zyx_vox) == 2 and len(polls) == 3
+
+    empty = np.zeros((16, 16, 16), np.uint8)  # no region at all: still polled once
+    with pytest.raises(InferenceCancelledError):
+        localize_particles(
+            empty, empty.astype(np.float16), voxel_size_zyx_a=VOXEL, should_cancel=lambda: True
+        )

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from octopi_core.pipeline import Picker
 from tests.waiting import wait_until
-from worker.finisher import Finisher
+from worker.finisher import Finisher, FinisherStuckError
 from worker.jobs.keys import RUNNING_KEY, cancel_key, worker_key
 from worker.jobs.state import JobRecord, JobStage, JobStatus, fetch_result
 from worker.main import run_worker
@@ -37,6 +38,87 @@ def test_submit_waits_for_the_call_before_and_close_lets_the_last_one_finish():
     assert order == ["first", "second"] and not finisher.busy
     with pytest.raises(RuntimeError, match="closed"):
         finisher.submit(lambda: None)
+
+
+def test_a_call_past_its_deadline_and_grace_is_given_up_and_reported():
+    finisher, release, overdue = Finisher("t", grace_s=0.2), threading.Event(), []
+    assert finisher.submit(
+        lambda: release.wait(30), deadline=time.monotonic(), on_overdue=lambda: overdue.append(1)
+    )
+    started = time.monotonic()
+    with pytest.raises(FinisherStuckError, match="past its deadline"):
+        finisher.submit(lambda: None)
+    assert 0.1 < time.monotonic() - started < 5 and overdue == [1] and finisher.stuck
+    finisher.close()  # returns at once: the thread is given up, not joined
+    with pytest.raises(RuntimeError, match="closed"):
+        finisher.submit(lambda: None)
+    release.set()
+
+
+def test_a_call_in_its_time_is_waited_for_only_until_the_callers_limit():
+    finisher, release, ran = Finisher("t", grace_s=0.1), threading.Event(), []
+    finisher.submit(
+        lambda: release.wait(30), deadline=time.monotonic() + 60, on_overdue=lambda: ran.append("overdue")
+    )
+    assert finisher.submit(lambda: ran.append("next"), wait_until=time.monotonic() + 0.2) is False
+    assert not finisher.stuck and finisher.busy
+    release.set()
+    assert finisher.submit(lambda: ran.append("next"), wait_until=time.monotonic() + 10) is True
+    finisher.close()
+    assert ran == ["next"]
+
+
+def test_a_job_still_localizing_at_its_deadline_fails_as_timed_out(
+    redis_conn, service_settings, new_job, tomograms, monkeypatch
+):
+    settings = service_settings.model_copy(update={"job_timeout_s": 3})
+    localize, threads = Picker.localize, []
+
+    def slow(self, *args, **kwargs):  # past the deadline before the first poll; RQ's alarm is over by now
+        threads.append(threading.current_thread().name)
+        time.sleep(3.2)
+        return localize(self, *args, **kwargs)
+
+    monkeypatch.setattr(Picker, "localize", slow)
+    record = new_job(tomograms.small, identity="fin-deadline", settings=settings)
+    _run(settings)
+    done = JobRecord.fetch(redis_conn, record.id)
+    assert threads == ["finisher-test-worker"]
+    assert (done.status, done.error_type) == (JobStatus.FAILED, "JobTimeoutError"), done.error_detail
+    assert "job_timeout_s = 3 s" in done.error_detail and fetch_result(redis_conn, record.id) is None
+    assert not redis_conn.hexists(RUNNING_KEY, record.id)
+
+
+@pytest.mark.slow
+def test_a_stuck_finisher_fails_its_job_the_next_ones_end_themselves_and_the_worker_exits_1(
+    redis_conn, service_settings, new_job, tomograms, monkeypatch
+):
+    settings = service_settings.model_copy(update={"job_timeout_s": 10, "finisher_grace_s": 3})
+    localize, release, threads = Picker.localize, threading.Event(), {}
+
+    def hung_on_small(self, tomogram, *args, **kwargs):  # a hang no deadline can interrupt, for the first job
+        threads[Path(tomogram.uri).stem] = threading.current_thread().name
+        if Path(tomogram.uri).stem == "small":
+            release.wait(120)
+        return localize(self, tomogram, *args, **kwargs)
+
+    monkeypatch.setattr(Picker, "localize", hung_on_small)
+    stuck = new_job(tomograms.small, identity="fin-stuck", settings=settings)
+    waited = new_job(tomograms.small_mrc, identity="fin-stuck-1", settings=settings)
+    last = new_job(tomograms.small_mrc, identity="fin-stuck-2", settings=settings)
+    try:
+        assert run_worker(settings, name="test-worker", burst=True) == 1
+    finally:
+        release.set()
+    failed = JobRecord.fetch(redis_conn, stuck.id)
+    assert (failed.status, failed.error_type) == (JobStatus.FAILED, "JobTimeoutError")
+    for record in (waited, last):  # each ended in the task, on the main thread
+        assert JobRecord.fetch(redis_conn, record.id).status is JobStatus.SUCCEEDED
+    assert threads == {"small": "finisher-test-worker", "small_mrc": "MainThread"}
+    wait_until(
+        lambda: not redis_conn.hgetall(RUNNING_KEY), timeout_s=30, what="the hung call to find its job taken"
+    )
+    assert JobRecord.fetch(redis_conn, stuck.id).status is JobStatus.FAILED  # its late outcome was not stored
 
 
 def test_the_finisher_records_the_outcome_and_writes_the_outputs(
