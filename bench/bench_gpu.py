@@ -1,21 +1,37 @@
-"""GPU benchmark, one prepared script that fits in 5 minutes on one H200.
+"""GPU benchmark (issue 18), one prepared script that fits in 5 minutes on one H200.
 
-End to end from local OME-Zarr through ``Picker.predict`` (read, normalise, bf16 inference,
-localization) over several copies of a 184x630x630 tomogram, printing tomograms per hour,
-achieved network TFLOP/s against the chip's bf16 dense peak, and the GPU memory peak; writes
-bench/results/gpu-<date>.json. ``--device cpu --count 1 --shape 64 128 128`` runs it anywhere
-as a smoke test.
+End to end from local OME-Zarr: every variant picks the same ``--count`` tomogram stores (copies of one
+184x630x630 phantom, each its own OME-Zarr) through the pipelined batch predictor
+(:func:`octopi_core.batch.predict_batch`: reading, inference and localization overlapped), in fresh
+processes that load the model and warm up before the clock starts. A variant is tokens joined by ``+``:
 
-    python bench/bench_gpu.py [--count 6] [--window 192,128,128] [--batch-size N] [--peak-tflops 989]
+    base            the default ``predict`` (bf16 autocast on CUDA, the default window layout)
+    channels-last   the network's weights and windows channels-last-3d
+    compile         ``torch.compile`` of the network (inductor) for the fixed window shape
+    cuda-graphs     ``torch.compile`` with mode ``reduce-overhead`` (CUDA graphs)
+    fast            the fast window layout (``predict --fast``)
+    xK              K worker processes sharing the device, each pipelining its share of the tomograms
+
+Per variant it prints tomograms per hour, the network's TFLOP/s over the wall time against the chip's bf16
+dense peak, each stage's busy share of the wall time (read and localize overlap inference, so shares add
+up to more than 1 when the pipeline works), and the peak GPU and host memory of each process; each row is
+compared with the first. Writes bench/results/gpu-<date>.json; exits 1 when a tomogram fails.
+``--device cpu --count 2 --shape 48 96 96 --variants base x2`` smoke-runs it anywhere.
+
+    python bench/bench_gpu.py [--count 16] [--variants base channels-last compile x2 x4] [--peak-tflops 989]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import multiprocessing as mp
+import os
+import resource
+import shutil
 import sys
 import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,81 +43,236 @@ sys.path.insert(0, str(HERE.parent))
 
 from _data import write_result  # noqa: E402
 
+from octopi_core.batch import BatchItem, predict_batch  # noqa: E402
 from octopi_core.inference import window_grid  # noqa: E402
-from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, PredictOptions, parse_window  # noqa: E402
+from octopi_core.options import FAST_OVERLAP, FAST_WINDOW_VOX, PredictOptions  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.synth import PhantomSettings, make_phantom, write_phantom  # noqa: E402
 
+__all__ = ["Variant", "main", "parse_variant"]
 
-def main() -> int:
+DATA_DIR = HERE / "data" / "gpu"
+STAGES = ("read", "inference", "localize")
+DEFAULT_VARIANTS = ["base", "channels-last", "compile", "x2", "x4"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the pipeline; ``name`` is its spec."""
+
+    name: str
+    processes: int = 1
+    channels_last: bool = False
+    compile_mode: str | None = None
+    fast: bool = False
+
+    def options(self, batch_size: int | None) -> PredictOptions:
+        if self.fast:
+            return PredictOptions(window_vox=FAST_WINDOW_VOX, overlap=FAST_OVERLAP, batch_size=batch_size)
+        return PredictOptions(batch_size=batch_size)
+
+
+def parse_variant(spec: str) -> Variant:
+    """The variant of ``spec`` (tokens joined by ``+``, see the module's doc).
+
+    Raises:
+        ValueError: naming the token that is not understood.
+    """
+    variant = Variant(name=spec)
+    for token in spec.split("+"):
+        if token == "base":
+            continue
+        if token == "channels-last":
+            variant = replace(variant, channels_last=True)
+        elif token == "compile":
+            variant = replace(variant, compile_mode="default")
+        elif token == "cuda-graphs":
+            variant = replace(variant, compile_mode="reduce-overhead")
+        elif token == "fast":
+            variant = replace(variant, fast=True)
+        elif token.startswith("x") and token[1:].isdigit() and int(token[1:]) >= 1:
+            variant = replace(variant, processes=int(token[1:]))
+        else:
+            raise ValueError(
+                f"variant {spec!r}: unknown token {token!r} "
+                "(base, channels-last, compile, cuda-graphs, fast, x<processes>)"
+            )
+    return variant
+
+
+def _worker(variant: Variant, args: dict, uris: list[str], barrier, results) -> None:
+    """One process of a variant: load, warm up, wait for the others, pick ``uris``, report."""
+    torch.set_num_threads(args["threads"])
+    device = torch.device(args["device"])
+    picker = Picker(
+        None, device=args["device"], channels_last=variant.channels_last, compile_mode=variant.compile_mode
+    )
+    options = variant.options(args["batch_size"])
+    picker.predict(uris[0], options)  # warm-up: compilation, cuDNN autotuning, allocator, page cache
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    barrier.wait()
+    started = time.monotonic()
+    docs, errors = [], []
+    for result in predict_batch(picker, [BatchItem.from_uri(u) for u in uris], options):
+        if result.error is not None:
+            errors.append(f"{result.item.uri}: {result.failed_step}: {result.error}")
+        else:
+            docs.append(result.document.timings_s)
+    ended = time.monotonic()
+    results.put(
+        {
+            "started": started,
+            "ended": ended,
+            "timings_s": docs,
+            "errors": errors,
+            "gpu_memory_peak_gb": torch.cuda.max_memory_allocated() / 2**30
+            if device.type == "cuda"
+            else None,
+            "host_memory_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "model_version": picker.version,
+        }
+    )
+
+
+def run_variant(variant: Variant, uris: list[str], args: dict) -> dict:
+    """Run ``variant`` over ``uris`` in ``variant.processes`` fresh processes; its figures."""
+    context = mp.get_context("spawn")  # CUDA cannot be forked
+    barrier, results = context.Barrier(variant.processes), context.Queue()
+    shares = [uris[i :: variant.processes] for i in range(variant.processes)]
+    threads = max(1, args["cpus"] // variant.processes)
+    processes = [
+        context.Process(target=_worker, args=(variant, {**args, "threads": threads}, share, barrier, results))
+        for share in shares
+    ]
+    for process in processes:
+        process.start()
+    reports = [results.get(timeout=args["timeout_s"]) for _ in processes]
+    for process in processes:
+        process.join()
+    wall_s = max(r["ended"] for r in reports) - min(r["started"] for r in reports)
+    timings = [t for r in reports for t in r["timings_s"]]
+    grid = window_grid(args["shape"], variant.options(None).window_vox, variant.options(None).overlap)
+    network_tflop = args["flops_per_voxel"] * grid.count * math.prod(grid.window) * len(timings) / 1e12
+    return {
+        "variant": variant.name,
+        "processes": variant.processes,
+        "tomograms": len(timings),
+        "errors": [e for r in reports for e in r["errors"]],
+        "wall_s": round(wall_s, 3),
+        "tomograms_per_hour": round(len(timings) * 3600 / wall_s, 1),
+        "network_tflops": round(network_tflop / wall_s, 3),
+        "fraction_of_bf16_peak": round(network_tflop / wall_s / args["peak_tflops"], 4),
+        "passes_per_voxel": round(grid.passes_per_voxel(args["shape"]), 3),
+        "stage_s_per_tomogram": {s: round(sum(t[s] for t in timings) / len(timings), 3) for s in STAGES},
+        "stage_share_of_wall": {
+            s: round(sum(t[s] for t in timings) / (wall_s * variant.processes), 3) for s in STAGES
+        },
+        "gpu_memory_peak_gb_per_process": [r["gpu_memory_peak_gb"] for r in reports],
+        "host_memory_peak_gb_per_process": [round(r["host_memory_peak_gb"], 2) for r in reports],
+        "model_version": reports[0]["model_version"],
+    }
+
+
+def _tomograms(shape: tuple[int, int, int], count: int, folder: Path) -> list[str]:
+    """``count`` OME-Zarr stores of one phantom (seed 0), made on first use."""
+    first = folder / f"gpu-bench-{'x'.join(map(str, shape))}-0.zarr"
+    if not first.exists():
+        path, _ = write_phantom(make_phantom(0, PhantomSettings(shape_zyx=shape)), folder, first.stem)
+        assert path == first, path
+    uris = [first]
+    for i in range(1, count):
+        copy = first.with_name(first.name.replace("-0.zarr", f"-{i}.zarr"))
+        if not copy.exists():
+            shutil.copytree(first, copy)
+        uris.append(copy)
+    return [str(u) for u in uris]
+
+
+def _flops_per_voxel() -> float:
+    # A convolution's FLOPs grow with its output voxels, so one small window gives FLOPs per voxel.
+    model = Picker(None, device="cpu").model
+    x = torch.zeros(1, 1, 32, 32, 32)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return counter.get_total_flops() / x.numel()
+
+
+def _row(first: dict, row: dict) -> str:
+    shares = " ".join(f"{s} {row['stage_share_of_wall'][s]:.2f}" for s in STAGES)
+    gpu = [g for g in row["gpu_memory_peak_gb_per_process"] if g is not None]
+    memory = f"GPU {max(gpu):.1f} GB/process, " if gpu else ""
+    return (
+        f"{row['variant']:<28} {row['tomograms_per_hour']:>9.0f}/h ({row['tomograms_per_hour'] / first['tomograms_per_hour']:.2f}x)"
+        f"  {row['network_tflops']:.1f} TFLOP/s ({100 * row['fraction_of_bf16_peak']:.1f}% of peak)"
+        f"  busy: {shares}  {memory}host {max(row['host_memory_peak_gb_per_process']):.1f} GB/process"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--count", type=int, default=6, help="tomograms to pick (copies of one)")
+    parser.add_argument("--count", type=int, default=16, help="tomograms per variant (copies of one)")
     parser.add_argument("--shape", type=int, nargs=3, default=(184, 630, 630))
-    parser.add_argument("--window", type=parse_window, default=DEFAULT_WINDOW_VOX, help="N or Z,Y,X voxels")
-    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP)
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="windows per pass (default: fit the GPU)"
+        "--variants", nargs="+", default=DEFAULT_VARIANTS, help="see above; the first is the reference"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="windows per pass (default: fit the device)"
     )
     parser.add_argument(
         "--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the chip (H100/H200 SXM)"
     )
-    parser.add_argument("--data", default=str(HERE / "data" / "gpu"))
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    parser.add_argument(
+        "--cpus", type=int, default=os.cpu_count() or 1, help="CPU threads shared by a variant's processes"
+    )
+    parser.add_argument("--timeout-s", type=float, default=600.0, help="longest a variant may take")
+    parser.add_argument("--data", type=Path, default=DATA_DIR)
+    args = parser.parse_args(argv)
+    try:
+        variants = [parse_variant(v) for v in args.variants]
+    except ValueError as e:
+        parser.error(str(e))
+    if any(args.count < v.processes for v in variants):
+        parser.error(f"--count {args.count} is fewer than a variant's processes")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("no CUDA device here; --device cpu smoke-runs the benchmark")
 
-    data = Path(args.data)
-    phantom = make_phantom(0, PhantomSettings(shape_zyx=tuple(args.shape)))
-    uri, _ = write_phantom(phantom, data, "gpu-bench")
-    picker = Picker(None, device=args.device)
-    options = PredictOptions(window_vox=args.window, overlap=args.overlap, batch_size=args.batch_size)
-    picker.predict(str(uri), options)  # warm-up: cuDNN autotuning, allocator, page cache
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-
-    inference_s = 0.0
-    start = time.perf_counter()
-    for _ in range(args.count):
-        doc = picker.predict(str(uri), options)
-        inference_s += doc.timings_s["inference"]
-    wall_s = time.perf_counter() - start
-
-    # A convolution's FLOPs grow with its output voxels, so one small window gives FLOPs per voxel.
-    x = torch.zeros(1, 1, 32, 32, 32)
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        picker.model.cpu()(x)
-    flops_per_voxel = counter.get_total_flops() / x.numel()
-    grid = window_grid(args.shape, args.window, args.overlap)
-    network_voxels = grid.count * math.prod(grid.window)
-    tflops = flops_per_voxel * network_voxels * args.count / inference_s / 1e12
+    shape = tuple(args.shape)
+    uris = _tomograms(shape, args.count, args.data)
+    settings = {
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "cpus": args.cpus,
+        "shape": shape,
+        "peak_tflops": args.peak_tflops,
+        "timeout_s": args.timeout_s,
+        "flops_per_voxel": _flops_per_voxel(),
+    }
+    rows = []
+    for variant in variants:
+        row = run_variant(variant, uris, settings)
+        rows.append(row)
+        print(_row(rows[0], row), flush=True)
     result = {
         "benchmark": "gpu",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-        "shape_zyx": args.shape,
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "cpus": args.cpus,
+        "shape_zyx": list(shape),
         "count": args.count,
-        "window": args.window,
-        "overlap": args.overlap,
-        "batch_size": args.batch_size or "auto",
-        "wall_s": wall_s,
-        "tomograms_per_hour": args.count * 3600 / wall_s,
-        "inference_s_per_tomogram": inference_s / args.count,
-        "network_tflops": tflops,
-        "fraction_of_bf16_peak": tflops / args.peak_tflops,
-        "windows_per_tomogram": grid.count,
-        "window_zyx": grid.window,
-        "passes_per_voxel": grid.passes_per_voxel(args.shape),
-        "gpu_memory_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
-        "model_version": picker.version,
+        "flops_per_voxel": settings["flops_per_voxel"],
+        "peak_tflops": args.peak_tflops,
+        "rows": rows,
     }
-    print(json.dumps(result, indent=2))
     write_result("gpu", result)
-    return 0
+    failed = [e for row in rows for e in row["errors"]]
+    for error in failed:
+        print(f"failed: {error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -193,6 +193,7 @@ def segment_tomogram(
     device: str | torch.device | None = None,
     amp: bool = True,
     tta: bool = False,
+    channels_last: bool = False,
     progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> SegmentationResult:
@@ -210,6 +211,7 @@ def segment_tomogram(
         device: where the network runs; default the model's device.
         amp: use mixed precision on CUDA (bf16 where supported). Ignored on CPU.
         tta: also run y/x flips and average (4 passes per window).
+        channels_last: hand the network its windows channels-last-3d (for a model converted to it).
         progress: called with the fraction done (0..1) after each batch.
         should_cancel: called between batches; when it returns True, inference stops.
 
@@ -292,6 +294,8 @@ def segment_tomogram(
                 chunk = tiles[b : b + batch_size]
                 batch = np.stack([window_of(z0, y0, x0) for z0, x0 in chunk])
                 inputs = torch.from_numpy(batch).to(device, non_blocking=True)[:, None]
+                if channels_last:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
                 probs = torch.zeros((len(chunk), num_classes - 1, *window), device=device)
                 for dims in flips:
                     x = torch.flip(inputs, dims) if dims else inputs

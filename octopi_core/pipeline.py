@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .device import select_device
 from .export import picks_document_from_voxels
@@ -81,15 +82,32 @@ class Picker:
     Args:
         checkpoint: checkpoint directory (or Octopi ``.pth``); default the shipped model.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…; default a GPU when visible.
+        channels_last: keep the network's weights and each batch of windows channels-last-3d (NDHWC),
+            the layout tensor-core convolutions prefer. Default False; ``bench/bench_gpu.py`` measures it.
+        compile_mode: ``torch.compile`` the network for the fixed window shape with this mode
+            (``"default"``, ``"max-autotune"``, ``"reduce-overhead"`` = CUDA graphs); each new batch
+            shape compiles once, on first use (tens of seconds). Default None: not compiled.
 
     Raises:
         CheckpointError: when the checkpoint cannot be loaded.
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, *, device: str | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        *,
+        device: str | None = None,
+        channels_last: bool = False,
+        compile_mode: str | None = None,
+    ) -> None:
         self.device = select_device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_dir()
         self.model, self.config = load_checkpoint(self.checkpoint, device=self.device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        if compile_mode is not None:
+            self.model = torch.compile(self.model, mode=compile_mode, dynamic=False)
 
     @property
     def version(self) -> str:
@@ -190,6 +208,7 @@ class Picker:
             batch_size=options.batch_size,
             device=self.device,
             tta=options.tta,
+            channels_last=self.channels_last,
             progress=progress,
             should_cancel=should_cancel,
         )

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from octopi_core.exceptions import InferenceCancelledError, TomogramTooSmallError, UnknownParticleClassError
 from octopi_core.io import write_mrc
@@ -118,3 +119,22 @@ def test_localization_uses_the_models_tuned_thresholds_unless_overridden(random_
         "min_volume_fraction": 0.1,
     }
     assert picker.localize_settings(0.42)["threshold"] == 0.42
+
+
+def test_channels_last_segments_as_the_default_layout(random_checkpoint):
+    volume = np.random.default_rng(3).normal(size=(40, 72, 64)).astype(np.float32)
+    default = Picker(random_checkpoint, device="cpu").segment(volume, SMALL)
+    picker = Picker(random_checkpoint, device="cpu", channels_last=True)
+    conv = next(m for m in picker.model.modules() if isinstance(m, torch.nn.Conv3d) and m.in_channels > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    converted = picker.segment(volume, SMALL)
+    assert np.mean(converted.labels == default.labels) > 0.999  # float order may flip a near-tie
+    assert np.abs(converted.confidence.astype(np.float32) - default.confidence).max() < 2e-3
+
+
+def test_compile_mode_wraps_the_network_lazily(random_checkpoint):
+    picker = Picker(random_checkpoint, device="cpu", compile_mode="max-autotune")
+    assert isinstance(picker.model, torch._dynamo.eval_frame.OptimizedModule)  # compiled on first call
+    assert not isinstance(
+        Picker(random_checkpoint, device="cpu").model, torch._dynamo.eval_frame.OptimizedModule
+    )
