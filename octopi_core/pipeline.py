@@ -103,6 +103,8 @@ class Picker:
         self.device = select_device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_dir()
         self.model, self.config = load_checkpoint(self.checkpoint, device=self.device)
+        if self.device.type == "cuda":  # a few fixed window shapes: cuDNN's autotuning pays once per shape
+            torch.backends.cudnn.benchmark = True
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
