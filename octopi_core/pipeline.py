@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -102,14 +102,15 @@ class Picker:
     ) -> None:
         self.device = select_device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_dir()
-        self.model, self.config = load_checkpoint(self.checkpoint, device=self.device)
+        model, self.config = load_checkpoint(self.checkpoint, device=self.device)
+        self.model: torch.nn.Module = model
         if self.device.type == "cuda":  # a few fixed window shapes: cuDNN's autotuning pays once per shape
             torch.backends.cudnn.benchmark = True
         self.channels_last = channels_last
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
+            self.model = self.model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         if compile_mode is not None:
-            self.model = torch.compile(self.model, mode=compile_mode, dynamic=False)
+            self.model = cast(torch.nn.Module, torch.compile(self.model, mode=compile_mode, dynamic=False))
 
     @property
     def version(self) -> str:
