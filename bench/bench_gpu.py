@@ -153,7 +153,8 @@ def run_variant(variant: Variant, uris: list[str], args: dict) -> dict:
         process.join()
     wall_s = max(r["ended"] for r in reports) - min(r["started"] for r in reports)
     timings = [t for r in reports for t in r["timings_s"]]
-    grid = window_grid(args["shape"], variant.options(None).window_vox, variant.options(None).overlap)
+    layout = variant.options(None)
+    grid = window_grid(args["shape"], layout.window_vox, layout.overlap)
     network_tflop = args["flops_per_voxel"] * grid.count * math.prod(grid.window) * len(timings) / 1e12
     return {
         "variant": variant.name,

@@ -86,8 +86,8 @@ def localize_particles(
             class name (classes left out use 0.5). Default 0.5.
         min_score: picks with a lower mean confidence are dropped. Default 0 (keep all).
         should_cancel: polled once the volume is labelled and before each confident region (make it
-            cheap); True stops with
-            InferenceCancelledError. A label map full of noise has hundreds of thousands of regions.
+            cheap: a label map full of noise has hundreds of thousands of regions); True stops with
+            InferenceCancelledError.
 
     Returns:
         Class name -> :class:`ClassPicks` (every requested class present, maybe empty).

@@ -298,8 +298,7 @@ class Picker:
             on_stage: called when a new :class:`Stage` starts.
             progress: called with the inference fraction done (0..1).
             should_cancel: polled between z-slabs while reading, between batches of windows and between
-                confident regions while localizing; True stops
-                with InferenceCancelledError.
+                confident regions while localizing; True stops with InferenceCancelledError.
             on_preview: called once with a small projection of the volume for a preview figure
                 (:func:`octopi_core.preview.project_volume`), while the volume is in memory.
 

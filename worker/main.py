@@ -152,7 +152,7 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
                 finisher.close()
         finally:
             heartbeat.stop(forget=True)
-    if context.restart or (finisher is not None and finisher.stuck):
+    if finisher is not None and finisher.stuck:
         log.error("worker %s stopped with its finisher stuck: exit 1, to be replaced", name)
         return 1
     log.info("worker %s stopped", name)

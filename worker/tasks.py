@@ -72,7 +72,6 @@ class TaskContext:
     connection: Redis
     shutdown: threading.Event = field(default_factory=threading.Event)
     finisher: Finisher | None = None
-    restart: bool = False  # the finisher's thread was given up: the process must be replaced
 
 
 _context: TaskContext | None = None
@@ -237,7 +236,7 @@ def _run(context: TaskContext, record: JobRecord, deadline: float) -> str:
         )
 
     def overdue() -> None:  # the finisher's thread is given up: its late outcome will find the job taken
-        _best_effort(lambda: _finish(context, record, JobStatus.FAILED, error=_timeout_error(settings)))
+        _finish(context, record, JobStatus.FAILED, error=_timeout_error(settings))
 
     if context.finisher is None:
         return conclude()
@@ -250,8 +249,7 @@ def _run(context: TaskContext, record: JobRecord, deadline: float) -> str:
         log.error(
             "the finisher of %s is stuck: ending job %s here, then restarting", context.worker_name, record.id
         )
-        context.restart = True
-        context.shutdown.set()
+        context.shutdown.set()  # run_worker sees the finisher stuck and exits 1
         return conclude()
     if not handed:
         log.warning("the finisher of %s is still busy: ending job %s here", context.worker_name, record.id)
