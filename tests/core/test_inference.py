@@ -61,6 +61,19 @@ def test_blended_windows_reproduce_whole_volume_output(window, overlap, batch):
     assert np.allclose(result.confidence.astype(np.float32), confidence, atol=2e-3)
 
 
+def test_a_read_only_or_float64_volume_segments_like_its_float32_copy(recwarn):
+    volume = np.random.default_rng(3).normal(size=(20, 33, 29)).astype(np.float32)
+    model = Pointwise().eval()
+    expected = segment_tomogram(model, volume, num_classes=4, window_vox=16, overlap=0.25)
+    read_only = volume.copy()
+    read_only.flags.writeable = False  # as a memory-mapped file arrives
+    for variant in (read_only, volume.astype(np.float64)):
+        result = segment_tomogram(model, variant, num_classes=4, window_vox=16, overlap=0.25)
+        assert np.array_equal(result.labels, expected.labels)
+        assert np.array_equal(result.confidence, expected.confidence)
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
 def test_tta_with_flip_invariant_model_changes_nothing():
     volume = np.random.default_rng(1).normal(size=(16, 24, 24)).astype(np.float32)
     model = Pointwise().eval()
