@@ -6,7 +6,8 @@ sixteen held-out tomograms of the README's table (``HELD_OUT_SETTINGS``, 128x256
 900000-3, 960000-3 and 970000-7; ``--held-out`` picks sets) and ``--family-count`` tomograms of every generator family on the
 family's held-out seeds (see bench/bench_families.py). Counts are summed within each set and scored
 with the CZII metric. Each row is compared with the first (the first model, first layout): a
-candidate should lose nothing, on the held-out sets together and on each family. Tomograms are written
+candidate should lose nothing, on the held-out sets together and on each family. ``--precision amp fp32``
+scores each model in both precisions (amp, the default: bf16 where the device does it natively). Tomograms are written
 once under ``--data`` and reused by later runs. None of these tomograms may train or tune a model.
 Writes bench/results/models-<date>.json.
 
@@ -16,6 +17,7 @@ Writes bench/results/models-<date>.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from _data import DATA_DIR, write_result  # noqa: E402
 from bench_families import score_entry  # noqa: E402
 
 from octopi_core import options as predict_options  # noqa: E402
+from octopi_core.inference import autocast_dtype  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.promotion import EvaluationSet, held_out_set, pick_evaluation  # noqa: E402
@@ -37,6 +40,7 @@ from octopi_core.synth import FAMILIES, HELD_OUT_SETTINGS, family_seeds  # noqa:
 
 __all__ = ["Layout", "main", "parse_layout"]
 
+PRECISIONS = {"amp": True, "fp32": False}  # Picker(amp=...)
 HELD_OUT_SETS = {"900000-3": (900_000, 4), "960000-3": (960_000, 4), "970000-7": (970_000, 8)}
 
 
@@ -157,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA_DIR / "models", help="where the tomograms are kept")
     parser.add_argument("--device", default=None, help="torch device (default: auto)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=list(PRECISIONS),
+        default=["amp"],
+        help="amp: mixed precision where the device does it natively (the default); fp32: full precision",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     sets = evaluation_sets(
@@ -170,15 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     names = list(sets)
     print(f"{'model / layout':32s} {' '.join(names)}")
     rows: list[dict] = []
-    for model_name, checkpoint in args.models:
-        picker = Picker(checkpoint, device=args.device)
+    for (model_name, checkpoint), precision in itertools.product(args.models, args.precision):
+        picker = Picker(checkpoint, device=args.device, amp=PRECISIONS[precision])
+        label = model_name if args.precision == ["amp"] else f"{model_name} ({precision})"
         for layout in args.layouts:
-            row = {"model": model_name, "checkpoint": str(picker.checkpoint), "version": picker.version}
+            row = {"model": label, "checkpoint": str(picker.checkpoint), "version": picker.version}
+            row |= {
+                "precision": precision,
+                "dtype": str(autocast_dtype(picker.device) if picker.amp else None),
+            }
             row |= {"layout": layout.name, **score_row(picker, layout, sets, args.families)}
             if rows:
                 row["against_first"] = _compare(row, rows[0], args.families)
             rows.append(row)
-            _print_row(f"{model_name} / {layout.name}", row, names)
+            _print_row(f"{label} / {layout.name}", row, names)
     for row in rows[1:]:
         against = row["against_first"]
         print(

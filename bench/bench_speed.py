@@ -10,7 +10,11 @@ Prints and writes to bench/results/speed-<date>.json:
 3. our pipeline against MONAI's ``sliding_window_inference`` at 0.5 overlap (the usual way) with
    the same model, in seconds and in CZII weighted F-beta against the generator's truth.
 
-    python bench/bench_speed.py [--model CKPT] [--window 192,128,128] [--overlap 0.125] [--skip-monai]
+Everything runs in the precision ``predict`` uses (bf16 where the device does it natively, see
+``octopi_core.inference.autocast_dtype``; ``--fp32`` for full precision). Where that is not fp32, the
+network's floor and the end-to-end ``predict`` are also measured in fp32, for the speed-up.
+
+    python bench/bench_speed.py [--model CKPT] [--window 192,128,128] [--overlap 0.125] [--skip-monai] [--fp32]
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 from _data import SHAPE, full_size_tomogram, write_result  # noqa: E402
 
 from octopi_core.export import picks_document_from_voxels, read_picks  # noqa: E402
-from octopi_core.inference import auto_batch_size, window_grid  # noqa: E402
+from octopi_core.inference import auto_batch_size, autocast_dtype, mixed_precision, window_grid  # noqa: E402
 from octopi_core.io import load_tomogram  # noqa: E402
 from octopi_core.localize import localize_particles  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
@@ -42,12 +46,13 @@ from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, parse_windo
 from octopi_core.pipeline import Picker  # noqa: E402
 
 
-def conv3d_throughput(device: torch.device, seconds: float = 5.0) -> float:
+def conv3d_throughput(device: torch.device, amp: bool, seconds: float = 5.0) -> float:
     """FLOP/s of a plain 3x3x3 convolution, 32 -> 32 channels on 48^3, the network's commonest shape."""
     conv = torch.nn.Conv3d(32, 32, 3, padding=1).to(device).eval()
     x = torch.randn(2, 32, 48, 48, 48, device=device)
     flops = 2 * 32 * 32 * 27 * x[0, 0].numel() * x.shape[0]
-    return flops * _runs_per_second(lambda: conv(x), device, seconds)
+    with mixed_precision(device, amp):
+        return flops * _runs_per_second(lambda: conv(x), device, seconds)
 
 
 def _runs_per_second(fn, device: torch.device, seconds: float) -> float:
@@ -73,7 +78,7 @@ def network_flops_per_voxel(model: torch.nn.Module) -> float:
 
 
 def network_once_over(
-    model: torch.nn.Module, volume: np.ndarray, window_vox, batch: int | None, device: torch.device
+    model: torch.nn.Module, volume: np.ndarray, window_vox, batch: int | None, device: torch.device, amp: bool
 ) -> float:
     """Seconds for the network alone to see every voxel exactly once (the pipeline's window, no overlap)."""
     window = window_grid(volume.shape, window_vox, 0.0).window
@@ -89,7 +94,7 @@ def network_once_over(
     ]
     model.to(device)
     start = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), mixed_precision(device, amp):
         for i in range(0, len(tiles), batch):
             chunk = np.stack(
                 [
@@ -125,7 +130,7 @@ def monai_baseline(picker: Picker, volume: np.ndarray, truth_path: Path, voxel_z
     from monai.inferers import sliding_window_inference
 
     start = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), mixed_precision(picker.device, picker.amp):
         logits = sliding_window_inference(
             torch.from_numpy(volume)[None, None],
             roi_size=(96, 96, 96),
@@ -136,7 +141,7 @@ def monai_baseline(picker: Picker, volume: np.ndarray, truth_path: Path, voxel_z
         )
         # The same reduction as ours (best particle class and its probability), so only the
         # window layout and blending differ.
-        confidence, best = torch.softmax(logits, 1)[0, 1:].max(0)
+        confidence, best = torch.softmax(logits.float(), 1)[0, 1:].max(0)
         labels = best + 1
     seconds = time.perf_counter() - start
     score = _score(
@@ -157,10 +162,13 @@ def main() -> int:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-monai", action="store_true", help="skip the slow MONAI 0.5-overlap baseline")
+    parser.add_argument("--fp32", action="store_true", help="run everything in fp32 (predict --fp32)")
     args = parser.parse_args()
     device = torch.device(args.device)
     tomogram, truth = full_size_tomogram()
-    picker = Picker(args.model, device=args.device)
+    picker = Picker(args.model, device=args.device, amp=not args.fp32)
+    # The fp32 figures as well, when predict's own precision is another.
+    compare_fp32 = not args.fp32 and autocast_dtype(device) is not None
     result: dict = {
         "benchmark": "speed",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -170,13 +178,14 @@ def main() -> int:
         "model_version": picker.version,
         "window": args.window,
         "overlap": args.overlap,
+        "precision": str(autocast_dtype(device) if picker.amp else torch.float32).removeprefix("torch."),
     }
 
     flops_per_voxel = network_flops_per_voxel(picker.model)
     loaded = load_tomogram(str(tomogram))
-    once_s = network_once_over(picker.model, loaded.volume, args.window, args.batch_size, device)
+    once_s = network_once_over(picker.model, loaded.volume, args.window, args.batch_size, device, picker.amp)
     network_flops = flops_per_voxel * loaded.volume.size / once_s
-    conv_flops = conv3d_throughput(device)
+    conv_flops = conv3d_throughput(device, picker.amp)
     result.update(
         {
             "network_flops_per_voxel": flops_per_voxel,
@@ -186,9 +195,16 @@ def main() -> int:
             "network_vs_conv3d": network_flops / conv_flops,
         }
     )
+    if compare_fp32:
+        fp32_once_s = network_once_over(
+            picker.model, loaded.volume, args.window, args.batch_size, device, False
+        )
+        result.update(
+            {"network_once_fp32_s": fp32_once_s, "network_once_speedup_vs_fp32": fp32_once_s / once_s}
+        )
 
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "picks.json"
+    def predict_end_to_end(out: Path, fp32: bool) -> float:
+        """Seconds of a whole ``octopi-serve predict`` process, start to exit."""
         command = [
             sys.executable,
             "-m",
@@ -209,9 +225,16 @@ def main() -> int:
             ["--batch-size", str(args.batch_size)] if args.batch_size else []
         )
         start = time.perf_counter()
-        subprocess.run(command, check=True)
-        end_to_end_s = time.perf_counter() - start
+        subprocess.run(command + (["--fp32"] if fp32 else []), check=True)
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "picks.json"
+        end_to_end_s = predict_end_to_end(out, args.fp32)
         picks = read_picks(out)[0]
+        if compare_fp32:
+            fp32_s = predict_end_to_end(Path(scratch) / "fp32.json", True)
+            fp32_picks = read_picks(Path(scratch) / "fp32.json")[0]
     ours_score = score_documents([picks], read_picks(truth)).weighted_f_beta
     result.update(
         {
@@ -221,6 +244,14 @@ def main() -> int:
             "weighted_f_beta": ours_score,
         }
     )
+    if compare_fp32:
+        result["fp32"] = {
+            "end_to_end_s": fp32_s,
+            "end_to_end_vs_network_once_fp32": fp32_s / fp32_once_s,
+            "stage_s": fp32_picks.timings_s,
+            "weighted_f_beta": score_documents([fp32_picks], read_picks(truth)).weighted_f_beta,
+        }
+        result["end_to_end_speedup_vs_fp32"] = fp32_s / end_to_end_s
 
     if not args.skip_monai:
         baseline = monai_baseline(picker, loaded.volume, truth, loaded.voxel_size_zyx_a)

@@ -6,7 +6,7 @@ import torch
 
 from .exceptions import OctopiError
 
-__all__ = ["select_device"]
+__all__ = ["select_device", "cpu_has_native_bf16"]
 
 
 def select_device(name: str | None = None, *, asked_by: str = "the configuration") -> torch.device:
@@ -36,3 +36,10 @@ def select_device(name: str | None = None, *, asked_by: str = "the configuration
             "set device to 'auto' or 'cpu'"
         )
     return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), where bf16 convolutions
+    run about twice as fast as fp32; elsewhere oneDNN emulates bf16, slower than fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private: absent in some builds
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .device import cpu_has_native_bf16
 from .exceptions import InferenceCancelledError, TomogramTooSmallError
 from .options import (
     DEFAULT_BATCH_SIZE,
@@ -39,6 +40,7 @@ __all__ = [
     "window_grid",
     "WindowGrid",
     "autocast_dtype",
+    "mixed_precision",
     "auto_batch_size",
 ]
 
@@ -164,10 +166,20 @@ def _axis_weight_sum(length_vox: int, starts: Sequence[int], weights: np.ndarray
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """Mixed-precision dtype for ``device``: bf16 on CUDA where supported, else fp16; None on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """Mixed-precision dtype for ``device``: on CUDA bf16 where supported, else fp16; on a CPU bf16
+    where it is native (:func:`~octopi_core.device.cpu_has_native_bf16`), else None (fp32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def mixed_precision(device: torch.device, amp: bool = True) -> AbstractContextManager:
+    """The autocast context the network runs in on ``device``: :func:`autocast_dtype`'s, or none
+    (fp32) when ``amp`` is False or the device has no fast lower precision."""
+    dtype = autocast_dtype(device) if amp else None
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype else nullcontext()
 
 
 def _flip_variants(tta: bool) -> list[tuple[int, ...]]:
@@ -211,7 +223,8 @@ def segment_tomogram(
         overlap: fraction of a window shared with each neighbour, in ``[0, 1)``.
         batch_size: windows per forward pass; None = :func:`auto_batch_size`.
         device: where the network runs; default the model's device.
-        amp: use mixed precision on CUDA (bf16 where supported). Ignored on CPU.
+        amp: use mixed precision where the device does it natively (:func:`autocast_dtype`): bf16 (or
+            fp16) on CUDA, bf16 on CPUs with AVX512-BF16 or AMX. False: fp32 everywhere.
         tta: also run y/x flips and average (4 passes per window).
         channels_last: hand the network its windows channels-last-3d (for a model converted to it).
         progress: called with the fraction done (0..1) after each batch.
@@ -239,8 +252,7 @@ def segment_tomogram(
     window, padded, starts = grid.window, grid.padded_shape, grid.starts
     device = torch.device(device) if device is not None else next(model.parameters()).device
     batch_size = batch_size or auto_batch_size(window, device)
-    amp_dtype = autocast_dtype(device) if amp else None
-    autocast = torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    autocast = mixed_precision(device, amp)
 
     weights_1d = [_gaussian_1d(w) for w in window]
     norm_z, norm_y, norm_x = (

@@ -87,6 +87,9 @@ class Picker:
         compile_mode: ``torch.compile`` the network for the fixed window shape with this mode
             (``"default"``, ``"max-autotune"``, ``"reduce-overhead"`` = CUDA graphs); each new batch
             shape compiles once, on first use (tens of seconds). Default None: not compiled.
+        amp: run the network in mixed precision where the device does it natively: bf16 on CUDA
+            (fp16 on GPUs without bf16) and on CPUs with AVX512-BF16 or AMX, where it is about twice
+            as fast as fp32. False: fp32 everywhere. See ``octopi_core.inference.autocast_dtype``.
 
     Raises:
         CheckpointError: when the checkpoint cannot be loaded.
@@ -99,6 +102,7 @@ class Picker:
         device: str | None = None,
         channels_last: bool = False,
         compile_mode: str | None = None,
+        amp: bool = True,
     ) -> None:
         self.device = select_device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_dir()
@@ -107,6 +111,7 @@ class Picker:
         if self.device.type == "cuda":  # a few fixed window shapes: cuDNN's autotuning pays once per shape
             torch.backends.cudnn.benchmark = True
         self.channels_last = channels_last
+        self.amp = amp
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         if compile_mode is not None:
@@ -211,6 +216,7 @@ class Picker:
             batch_size=options.batch_size,
             device=self.device,
             tta=options.tta,
+            amp=self.amp,
             channels_last=self.channels_last,
             progress=progress,
             should_cancel=should_cancel,

@@ -98,7 +98,10 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
         torch.set_num_threads(settings.torch_threads)
     connection = connect(settings)
     models = ModelCache(
-        Registry(settings.registry_uri), device=settings.device, capacity=settings.model_cache_size
+        Registry(settings.registry_uri),
+        device=settings.device,
+        capacity=settings.model_cache_size,
+        amp=settings.amp,
     )
     finisher = Finisher(name, grace_s=settings.finisher_grace_s) if settings.worker_overlap else None
     context = TaskContext(

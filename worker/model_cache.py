@@ -22,14 +22,18 @@ class ModelCache:
         registry: where versions are resolved to checkpoints.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         capacity: models kept loaded (at least 1).
+        amp: mixed precision where the device does it natively (see :class:`~octopi_core.pipeline.Picker`).
     """
 
-    def __init__(self, registry: Registry, *, device: str = "auto", capacity: int = 2) -> None:
+    def __init__(
+        self, registry: Registry, *, device: str = "auto", capacity: int = 2, amp: bool = True
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.registry = registry
         self.device = device  # "auto" is resolved by octopi_core.device.select_device
         self.capacity = capacity
+        self.amp = amp
         self.champion: str | None = None
         self._pickers: OrderedDict[str, Picker] = OrderedDict()
         self._lock = threading.Lock()
@@ -51,7 +55,7 @@ class ModelCache:
                 resolved = read_config(checkpoint).version if (checkpoint / CONFIG_FILE).is_file() else None
                 picker = self._pickers.get(resolved) if resolved else None
                 if picker is None:
-                    picker = Picker(checkpoint, device=self.device)
+                    picker = Picker(checkpoint, device=self.device, amp=self.amp)
                     log.info("loaded model %s on %s", picker.version, picker.device)
                     self._pickers[picker.version] = picker
                     while len(self._pickers) > self.capacity:

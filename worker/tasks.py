@@ -95,7 +95,10 @@ def current_context() -> TaskContext:
             worker_name=f"rq-{os.getpid()}",
             connection=connect(settings),
             models=ModelCache(
-                Registry(settings.registry_uri), device=settings.device, capacity=settings.model_cache_size
+                Registry(settings.registry_uri),
+                device=settings.device,
+                capacity=settings.model_cache_size,
+                amp=settings.amp,
             ),
         )
     return _context

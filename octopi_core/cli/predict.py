@@ -60,7 +60,7 @@ def _predict(args: argparse.Namespace) -> int:
         write, where = _batch_writer(args.out, fmt or PicksFormat.JSON, items), args.out
     with progress_bar(args.quiet or not sys.stderr.isatty()) as bar:
         task = bar.add_task("loading model", total=1.0 if single else len(items))
-        picker = Picker(args.model, device=args.device)
+        picker = Picker(args.model, device=args.device, amp=not args.fp32)
 
         def on_stage(index: int, stage: Stage) -> None:
             # The bar follows the tomogram being inferred; reading ahead does not move it.

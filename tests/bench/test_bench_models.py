@@ -51,6 +51,29 @@ def test_models_by_layouts_against_the_first_row(tmp_path, monkeypatch):
     assert rows[3]["sets"] == rows[1]["sets"]
 
 
+def test_each_precision_is_a_row_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(_BENCH))
+    import _data
+    import bench_models
+
+    monkeypatch.setattr(_data, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr("octopi_core.inference.cpu_has_native_bf16", lambda: True)
+    tiny = ["32", "64", "64"]
+    status = bench_models.main(
+        ["--precision", "fp32", "amp", "--held-out", "900000-3", "--held-out-shape", *tiny, "--families"]
+        + ["--data", str(tmp_path / "data"), "--threads", "1", "--device", "cpu"]
+    )
+
+    assert status == 0
+    [written] = tmp_path.glob("models-*.json")
+    rows = json.loads(written.read_text())["rows"]
+    assert [(r["model"], r["precision"], r["dtype"]) for r in rows] == [
+        ("shipped (fp32)", "fp32", "None"),
+        ("shipped (amp)", "amp", "torch.bfloat16"),
+    ]
+    assert "held_out" in rows[1]["against_first"]
+
+
 @pytest.mark.parametrize("spec", ["96,96/0.25", "big/0.25", "default+flips"])
 def test_a_bad_layout_is_refused_by_name(spec, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(_BENCH))

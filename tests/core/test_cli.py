@@ -367,6 +367,24 @@ def test_fast_switches_the_window_layout_unless_the_user_sets_it(
     assert (seen[2].window_vox, seen[2].overlap) == (FAST_WINDOW_VOX, 0.5)
 
 
+def test_fp32_turns_mixed_precision_off(capsys, monkeypatch, random_checkpoint, small_tomogram):
+    seen = []
+    real_segment = pipeline.Picker.segment
+    monkeypatch.setattr(
+        pipeline.Picker,
+        "segment",
+        lambda self, volume, options, **kw: (
+            seen.append(self.amp) or real_segment(self, volume, options.__class__(window_vox=32), **kw)
+        ),
+    )
+    for extra in ([], ["--fp32"]):
+        code, _, err = _run(
+            capsys, "predict", str(small_tomogram[0]), "--model", str(random_checkpoint), "--quiet", *extra
+        )
+        assert code == 0, err
+    assert seen == [True, False]
+
+
 @pytest.mark.slow
 def test_train_seed_override_gives_a_new_run_with_the_seed_recorded(capsys, tmp_path):
     import yaml

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from octopi_core.device import select_device
+from octopi_core.device import cpu_has_native_bf16, select_device
 from octopi_core.exceptions import OctopiError
 
 
@@ -20,3 +20,16 @@ def test_an_explicit_cpu_is_kept():
 def test_cuda_without_a_gpu_is_refused_naming_who_asked():
     with pytest.raises(OctopiError, match="the training config asks for device 'cuda:1', but no CUDA GPU"):
         select_device("cuda:1", asked_by="the training config")
+
+
+@pytest.mark.parametrize(
+    "avx512_bf16,amx,native",
+    [(True, False, True), (False, True, True), (False, False, False), (None, None, False)],
+)
+def test_native_bf16_needs_avx512_bf16_or_amx(monkeypatch, avx512_bf16, amx, native):
+    for name, value in (("_is_avx512_bf16_supported", avx512_bf16), ("_is_amx_tile_supported", amx)):
+        if value is None:  # a torch build without the check
+            monkeypatch.delattr(torch.cpu, name, raising=False)
+        else:
+            monkeypatch.setattr(torch.cpu, name, lambda value=value: value, raising=False)
+    assert cpu_has_native_bf16() is native

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from octopi_core.exceptions import InferenceCancelledError, TomogramTooSmallError
-from octopi_core.inference import segment_tomogram, window_starts
+from octopi_core.inference import autocast_dtype, segment_tomogram, window_starts
 
 
 class Pointwise(torch.nn.Module):
@@ -53,7 +53,7 @@ def test_blended_windows_reproduce_whole_volume_output(window, overlap, batch):
     volume = rng.normal(size=(30, 41, 37)).astype(np.float32)
     model = Pointwise().eval()
     result = segment_tomogram(
-        model, volume, num_classes=4, window_vox=window, overlap=overlap, batch_size=batch
+        model, volume, num_classes=4, window_vox=window, overlap=overlap, batch_size=batch, amp=False
     )
     labels, confidence = _reference(model, volume)
     assert result.labels.dtype == np.uint8 and result.confidence.dtype == np.float16
@@ -133,7 +133,7 @@ def test_real_network_runs_on_cpu_and_bad_input_is_named():
 def test_axes_shorter_than_the_window_get_one_padded_window(shape):
     volume = np.random.default_rng(4).normal(size=shape).astype(np.float32)
     model = Pointwise().eval()
-    result = segment_tomogram(model, volume, num_classes=4, window_vox=(64, 32, 32), overlap=0.25)
+    result = segment_tomogram(model, volume, num_classes=4, window_vox=(64, 32, 32), overlap=0.25, amp=False)
     labels, confidence = _reference(model, volume)
     assert result.labels.shape == shape
     assert (result.labels == labels).mean() > 0.999
@@ -198,6 +198,30 @@ def test_cuda_mixed_precision_agrees_with_cpu():
     torch.manual_seed(0)
     model = build_model().eval()
     volume = np.random.default_rng(3).normal(size=(64, 96, 96)).astype(np.float32)
-    cpu = segment_tomogram(model, volume, num_classes=7, window_vox=64, overlap=0.25)
+    cpu = segment_tomogram(model, volume, num_classes=7, window_vox=64, overlap=0.25, amp=False)
     gpu = segment_tomogram(model.cuda(), volume, num_classes=7, window_vox=64, overlap=0.25, amp=True)
     assert (cpu.labels == gpu.labels).mean() > 0.98
+
+
+class DtypeRecorder(Pointwise):
+    """Pointwise, remembering the dtype its convolution computed in."""
+
+    def forward(self, x):
+        out = self.conv(x)
+        self.seen = out.dtype
+        return out
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_inference_runs_in_bf16_only_where_the_cpu_does_it_natively(monkeypatch, native):
+    monkeypatch.setattr("octopi_core.inference.cpu_has_native_bf16", lambda: native)
+    assert autocast_dtype(torch.device("cpu")) == (torch.bfloat16 if native else None)
+    volume = np.random.default_rng(4).normal(size=(16, 24, 24)).astype(np.float32)
+    model = DtypeRecorder().eval()
+    mixed = segment_tomogram(model, volume, num_classes=4, window_vox=16, overlap=0.25)
+    assert model.seen == (torch.bfloat16 if native else torch.float32)
+    full = segment_tomogram(model, volume, num_classes=4, window_vox=16, overlap=0.25, amp=False)
+    assert model.seen == torch.float32
+    # bf16 keeps 8 bits of mantissa: the same classes almost everywhere, probabilities within ~1 %.
+    assert (mixed.labels == full.labels).mean() > 0.97
+    assert np.abs(mixed.confidence.astype(np.float32) - full.confidence.astype(np.float32)).max() < 0.05

@@ -264,6 +264,29 @@ def test_training_on_cuda_in_bf16_lowers_the_loss(tmp_path):
     assert records[-1]["loss"] < records[0]["loss"]
 
 
+@pytest.mark.parametrize(
+    "native_bf16,amp,precision", [(True, True, "bf16"), (True, False, "fp32"), (False, True, "fp32")]
+)
+def test_cpu_training_uses_bf16_where_the_cpu_does_it_natively(
+    tmp_path, monkeypatch, native_bf16, amp, precision
+):
+    monkeypatch.setattr("octopi_core.inference.cpu_has_native_bf16", lambda: native_bf16)
+    config = _tiny(
+        tmp_path,
+        amp=amp,
+        epochs=2,
+        steps_per_epoch=6,
+        refresh_per_epoch=0,
+        train_pool_size=1,
+        val_every_epochs=2,
+        tune_localization=False,
+    )
+    train(config)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["precision"] for r in records] == [precision] * 2
+    assert records[-1]["loss"] < records[0]["loss"]
+
+
 def test_batches_are_the_same_whatever_the_number_of_cutting_threads():
     from octopi_core.train import TrainConfig
     from octopi_core.train.sampling import cut_batches

@@ -37,3 +37,14 @@ def test_a_new_champion_is_loaded_between_jobs(registry, model_registry):
     assert cache.loaded_versions() == [model_registry.champion, model_registry.quiet]
     with pytest.raises(ValueError):
         ModelCache(registry, capacity=0)
+
+
+def test_the_precision_setting_reaches_every_loaded_model(registry, model_registry, monkeypatch):
+    from octopi_core.settings import Settings
+
+    monkeypatch.setenv("OCTOPI_AMP", "false")
+    settings = Settings(redis_url="r://")
+    assert settings.amp is False and Settings(redis_url="r://", amp=True).amp is True
+    cache = ModelCache(registry, device="cpu", capacity=2, amp=settings.amp)
+    assert not cache.get(None).amp and not cache.get(model_registry.quiet).amp
+    assert ModelCache(registry, device="cpu").get(None).amp  # on by default
