@@ -102,7 +102,10 @@ class TrainConfig(BaseModel):
         0.0, ge=0, description="adds weighted cross-entropy to the Focal Tversky loss"
     )
     ema_decay: float = Field(0.99, ge=0, lt=1)
-    amp: bool = Field(True, description="mixed precision (bf16) on CUDA and on CPUs that do bf16 in hardware (AVX512-BF16, AMX)")
+    amp: bool = Field(
+        True,
+        description="mixed precision (bf16) on CUDA and on CPUs that do bf16 in hardware (AVX512-BF16, AMX)",
+    )
     # validation and stopping
     val_every_epochs: int = Field(1, ge=1)
     val_time_fraction: float = Field(
