@@ -87,8 +87,6 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
     """
     import torch
 
-    from octopi_core.registry import Registry
-
     from .model_cache import ModelCache
 
     name = name or default_worker_name()
@@ -97,12 +95,7 @@ def run_worker(settings: Settings, *, name: str | None = None, burst: bool = Fal
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     connection = connect(settings)
-    models = ModelCache(
-        Registry(settings.registry_uri),
-        device=settings.device,
-        capacity=settings.model_cache_size,
-        amp=settings.amp,
-    )
+    models = ModelCache.from_settings(settings)
     finisher = Finisher(name, grace_s=settings.finisher_grace_s) if settings.worker_overlap else None
     context = TaskContext(
         settings=settings, worker_name=name, models=models, connection=connection, finisher=finisher

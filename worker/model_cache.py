@@ -9,6 +9,7 @@ from collections import OrderedDict
 from octopi_core.model_config import CONFIG_FILE, read_config
 from octopi_core.pipeline import Picker
 from octopi_core.registry import Registry
+from octopi_core.settings import Settings
 
 __all__ = ["ModelCache"]
 
@@ -37,6 +38,16 @@ class ModelCache:
         self.champion: str | None = None
         self._pickers: OrderedDict[str, Picker] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelCache:
+        """The cache a worker runs with: the registry, device, size and precision from ``settings``."""
+        return cls(
+            Registry(settings.registry_uri),
+            device=settings.device,
+            capacity=settings.model_cache_size,
+            amp=settings.amp,
+        )
 
     def loaded_versions(self) -> list[str]:
         """Versions now in memory, least recently used first."""

@@ -87,19 +87,12 @@ def current_context() -> TaskContext:
     """The installed context, or a default one from the environment (a task run by a plain RQ worker)."""
     global _context
     if _context is None:
-        from octopi_core.registry import Registry
-
         settings = get_settings()
         _context = TaskContext(
             settings=settings,
             worker_name=f"rq-{os.getpid()}",
             connection=connect(settings),
-            models=ModelCache(
-                Registry(settings.registry_uri),
-                device=settings.device,
-                capacity=settings.model_cache_size,
-                amp=settings.amp,
-            ),
+            models=ModelCache.from_settings(settings),
         )
     return _context
 

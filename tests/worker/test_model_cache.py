@@ -43,8 +43,9 @@ def test_the_precision_setting_reaches_every_loaded_model(registry, model_regist
     from octopi_core.settings import Settings
 
     monkeypatch.setenv("OCTOPI_AMP", "false")
-    settings = Settings(redis_url="r://")
+    settings = Settings(redis_url="r://", registry_uri=registry.root, device="cpu", model_cache_size=2)
     assert settings.amp is False and Settings(redis_url="r://", amp=True).amp is True
-    cache = ModelCache(registry, device="cpu", capacity=2, amp=settings.amp)
+    cache = ModelCache.from_settings(settings)
+    assert cache.capacity == 2 and cache.device == "cpu"
     assert not cache.get(None).amp and not cache.get(model_registry.quiet).amp
     assert ModelCache(registry, device="cpu").get(None).amp  # on by default
