@@ -6,7 +6,9 @@ sixteen held-out tomograms of the README's table (``HELD_OUT_SETTINGS``, 128x256
 900000-3, 960000-3 and 970000-7; ``--held-out`` picks sets) and ``--family-count`` tomograms of every generator family on the
 family's held-out seeds (see bench/bench_families.py). Counts are summed within each set and scored
 with the CZII metric. Each row is compared with the first (the first model, first layout): a
-candidate should lose nothing, on the held-out sets together and on each family. ``--precision amp fp32``
+candidate should lose nothing, on the held-out sets together and on each family. ``--edges`` says where
+a row's picks differ from the first row's: within one particle radius of the row layout's window edges
+inside the tomogram, or away from them (is a layout's loss its tiles' borders, or its window size?). ``--precision amp fp32``
 scores each model in both precisions (amp, the default: bf16 where the device does it natively). Tomograms are written
 once under ``--data`` and reused by later runs. None of these tomograms may train or tune a model.
 Writes bench/results/models-<date>.json.
@@ -28,12 +30,15 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
+import numpy as np  # noqa: E402
 from _data import DATA_DIR, write_result  # noqa: E402
 from bench_families import score_entry  # noqa: E402
 
 from octopi_core import options as predict_options  # noqa: E402
-from octopi_core.inference import autocast_dtype  # noqa: E402
+from octopi_core.inference import autocast_dtype, window_grid  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
+from octopi_core.particles import PARTICLE_CLASSES  # noqa: E402
+from octopi_core.picks import PicksDocument, points_array  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.promotion import EvaluationSet, held_out_set, pick_evaluation  # noqa: E402
 from octopi_core.synth import FAMILIES, HELD_OUT_SETTINGS, family_seeds  # noqa: E402
@@ -102,14 +107,23 @@ def evaluation_sets(
     return sets
 
 
-def score_row(picker: Picker, layout: Layout, sets: dict[str, EvaluationSet], families: list[str]) -> dict:
-    """One model with one layout over every set: per-set scores, the held-out sets together, the family mean."""
+def score_row(
+    picker: Picker,
+    layout: Layout,
+    sets: dict[str, EvaluationSet],
+    families: list[str],
+    keep: dict[str, tuple[list, list]] | None = None,
+) -> dict:
+    """One model with one layout over every set: per-set scores, the held-out sets together, the family mean.
+    ``keep``, when given, receives each set's picks and truth by set name."""
     row: dict = {"sets": {}, "inference_s": 0.0}
     held_out_picks, held_out_truth = [], []
     for name, evaluation in sets.items():
         started = time.perf_counter()
         picks, truth = pick_evaluation(picker, evaluation, layout.options)
         row["inference_s"] += time.perf_counter() - started
+        if keep is not None:
+            keep[name] = (picks, truth)
         row["sets"][name] = score_entry(score_documents(picks, truth))
         if name in HELD_OUT_SETS:
             held_out_picks += picks
@@ -120,6 +134,86 @@ def score_row(picker: Picker, layout: Layout, sets: dict[str, EvaluationSet], fa
     row["family_min"] = min(scores, default=None)
     row["inference_s"] = round(row["inference_s"], 1)
     return row
+
+
+def _edge_distance_vox(
+    points_xyz_a: np.ndarray, doc: PicksDocument, layout: Layout, voxel_a: float
+) -> np.ndarray:
+    """Each point's distance to the nearest window edge inside the tomogram ``doc`` was picked in, in the
+    network's voxels (the tomogram is resampled to ``voxel_a`` before its windows are cut)."""
+    shape_zyx = [round(n * v / voxel_a) for n, v in zip(doc.shape_zyx or (), doc.voxel_size_xyz_a[::-1])]
+    grid = window_grid(shape_zyx, layout.options.window_vox, layout.options.overlap)
+    distance = np.full(len(points_xyz_a), np.inf)
+    for axis_zyx, length in enumerate(shape_zyx):
+        size = grid.window[axis_zyx]
+        starts = grid.starts[axis_zyx]
+        edges = np.array(
+            sorted({s for s in starts if s > 0} | {s + size for s in starts if s + size < length})
+        )
+        if edges.size:
+            coordinate = points_xyz_a[:, 2 - axis_zyx, None] / voxel_a
+            distance = np.minimum(distance, np.abs(coordinate - edges[None]).min(axis=1))
+    return distance
+
+
+def _within(points: np.ndarray, others: np.ndarray, distance_a: float) -> np.ndarray:
+    if not len(points) or not len(others):
+        return np.zeros(len(points), bool)
+    return (np.linalg.norm(points[:, None] - others[None], axis=2) <= distance_a).any(axis=1)
+
+
+def edge_breakdown(
+    reference: list[PicksDocument],
+    row: list[PicksDocument],
+    truth: list[PicksDocument],
+    layout: Layout,
+    voxel_a: float,
+) -> dict:
+    """Where ``row``'s picks differ from ``reference``'s, near ``layout``'s window edges or away from them.
+
+    A true particle or a pick is near an edge when it lies within its class radius of one. Found and
+    false are as the CZII metric counts them (within half the radius of a true particle of the class).
+    """
+    counts = {
+        key: {"near_edges": 0, "elsewhere": 0}
+        for key in ("particles", "lost", "gained", "false_reference", "false_row")
+    }
+
+    def add(key: str, mask: np.ndarray, near: np.ndarray) -> None:
+        counts[key]["near_edges"] += int((mask & near).sum())
+        counts[key]["elsewhere"] += int((mask & ~near).sum())
+
+    for ref_doc, row_doc, truth_doc in zip(reference, row, truth):
+        for particle in PARTICLE_CLASSES:
+            true = points_array(truth_doc.picks.get(particle.name, []))
+            ref = points_array(ref_doc.picks.get(particle.name, []))
+            new = points_array(row_doc.picks.get(particle.name, []))
+            match_a = 0.5 * particle.radius_a
+            radius_vox = particle.radius_a / voxel_a
+            near = _edge_distance_vox(true, row_doc, layout, voxel_a) <= radius_vox
+            found_ref, found_new = _within(true, ref, match_a), _within(true, new, match_a)
+            add("particles", np.ones(len(true), bool), near)
+            add("lost", found_ref & ~found_new, near)
+            add("gained", ~found_ref & found_new, near)
+            add(
+                "false_reference",
+                ~_within(ref, true, match_a),
+                _edge_distance_vox(ref, row_doc, layout, voxel_a) <= radius_vox,
+            )
+            add(
+                "false_row",
+                ~_within(new, true, match_a),
+                _edge_distance_vox(new, row_doc, layout, voxel_a) <= radius_vox,
+            )
+    return counts
+
+
+def _edge_summary(edges: dict[str, dict]) -> str:
+    total = {
+        key: [sum(e[key][where] for e in edges.values()) for where in ("near_edges", "elsewhere")]
+        for key in next(iter(edges.values()))
+    }
+    return ", ".join(f"{key} {near}/{elsewhere}" for key, (near, elsewhere) in total.items())
 
 
 def _compare(row: dict, reference: dict, families: list[str]) -> dict:
@@ -168,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         default=["amp"],
         help="amp: mixed precision where the device does it natively (the default); fp32: full precision",
     )
+    parser.add_argument(
+        "--edges",
+        action="store_true",
+        help="say where each row's picks differ from the first row's: near its window edges or elsewhere",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     sets = evaluation_sets(
@@ -181,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(sets)
     print(f"{'model / layout':32s} {' '.join(names)}")
     rows: list[dict] = []
+    first_picks: dict[str, tuple[list, list]] = {}
     for (model_name, checkpoint), precision in itertools.product(args.models, args.precision):
         picker = Picker(checkpoint, device=args.device, amp=PRECISIONS[precision])
         label = model_name if args.precision == ["amp"] else f"{model_name} ({precision})"
@@ -190,9 +290,19 @@ def main(argv: list[str] | None = None) -> int:
                 "precision": precision,
                 "dtype": str(autocast_dtype(picker.device) if picker.amp else None),
             }
-            row |= {"layout": layout.name, **score_row(picker, layout, sets, args.families)}
+            kept: dict[str, tuple[list, list]] = {}
+            row |= {"layout": layout.name, **score_row(picker, layout, sets, args.families, kept)}
             if rows:
                 row["against_first"] = _compare(row, rows[0], args.families)
+                if args.edges:
+                    row["edges"] = {
+                        name: edge_breakdown(
+                            first_picks[name][0], picks, truth, layout, picker.config.voxel_size_a
+                        )
+                        for name, (picks, truth) in kept.items()
+                    }
+            else:
+                first_picks = kept
             rows.append(row)
             _print_row(f"{label} / {layout.name}", row, names)
     for row in rows[1:]:
@@ -202,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{against['held_out']:+.3f}, families lost {len(against['families_lost'])}/{len(args.families)} "
             f"{against['families_lost']}, worst {against['worst_family_delta']}"
         )
+        if "edges" in row:
+            print(f"  where it differs (near its window edges / elsewhere): {_edge_summary(row['edges'])}")
     write_result(
         "models",
         {

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from octopi_core.model import build_model, save_checkpoint
+from octopi_core.model_config import ModelConfig
+
 _BENCH = Path(__file__).resolve().parents[2] / "bench"
 _SHIPPED = Path(__file__).resolve().parents[2] / "octopi_core" / "models" / "default"
 
@@ -24,12 +27,22 @@ def test_models_by_layouts_against_the_first_row(tmp_path, monkeypatch):
         ["--models", "shipped", f"again={_SHIPPED}", "--layouts", "default", "32,64,64/0.25"]
         + ["--held-out", "900000-3", "--held-out-shape", *tiny]
         + ["--families", "generator", "sirt", "--family-count", "1", "--family-shape", *tiny]
-        + ["--data", str(tmp_path / "data"), "--threads", "1"]
+        + ["--data", str(tmp_path / "data"), "--threads", "1", "--edges"]
     )
 
     assert status == 0
     [written] = tmp_path.glob("models-*.json")
     rows = json.loads(written.read_text())["rows"]
+    assert "edges" not in rows[0] and all(set(r["edges"]) == set(r["sets"]) for r in rows[1:])
+    for row in rows[1:]:
+        for name, edges in row["edges"].items():
+            now, first = row["sets"][name]["classes"].values(), rows[0]["sets"][name]["classes"].values()
+            assert sum(edges["particles"].values()) == sum(c["tp"] + c["fn"] for c in now)
+            tp_change = sum(c["tp"] for c in now) - sum(c["tp"] for c in first)
+            assert sum(edges["gained"].values()) - sum(edges["lost"].values()) == tp_change
+            assert sum(edges["false_row"].values()) <= sum(c["fp"] for c in now)
+            if row["layout"] == "32,64,64/0.25":  # one window holds the whole tiny tomogram: no edges inside
+                assert all(count["near_edges"] == 0 for count in edges.values())
     assert [(r["model"], r["layout"]) for r in rows] == [
         ("shipped", "default"),
         ("shipped", "32,64,64/0.25"),
@@ -58,18 +71,22 @@ def test_each_precision_is_a_row_of_its_own(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_data, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr("octopi_core.inference.cpu_has_native_bf16", lambda: True)
+    # A small untrained network: a CPU without native bf16 emulates it, far too slowly for the real one.
+    small = ModelConfig(channels=(4, 8), strides=(2,))
+    save_checkpoint(build_model(small), small, tmp_path / "small")
     tiny = ["32", "64", "64"]
     status = bench_models.main(
-        ["--precision", "fp32", "amp", "--held-out", "900000-3", "--held-out-shape", *tiny, "--families"]
-        + ["--data", str(tmp_path / "data"), "--threads", "1", "--device", "cpu"]
+        ["--models", f"small={tmp_path / 'small'}", "--precision", "fp32", "amp", "--held-out", "900000-3"]
+        + ["--held-out-shape", *tiny, "--families", "--data", str(tmp_path / "data"), "--threads", "1"]
+        + ["--device", "cpu"]
     )
 
     assert status == 0
     [written] = tmp_path.glob("models-*.json")
     rows = json.loads(written.read_text())["rows"]
     assert [(r["model"], r["precision"], r["dtype"]) for r in rows] == [
-        ("shipped (fp32)", "fp32", "None"),
-        ("shipped (amp)", "amp", "torch.bfloat16"),
+        ("small (fp32)", "fp32", "None"),
+        ("small (amp)", "amp", "torch.bfloat16"),
     ]
     assert "held_out" in rows[1]["against_first"]
 
@@ -96,3 +113,22 @@ def test_layout_specs(monkeypatch):
         and custom.options.overlap == 0.125
         and not custom.options.tta
     )
+
+
+def test_edges_are_the_window_borders_inside_the_tomogram_in_the_networks_voxels(monkeypatch):
+    monkeypatch.syspath_prepend(str(_BENCH))
+    import bench_models
+    import numpy as np
+
+    from octopi_core.picks import PicksDocument
+
+    # 64 voxels of 10 A in y and x cut into two 32-voxel windows: one edge inside, at voxel 32;
+    # z (32 voxels) is one window, with no edge inside.
+    doc = PicksDocument(run_name="r", tomogram_uri="r", voxel_size_xyz_a=(10, 10, 10), shape_zyx=(32, 64, 64))
+    layout = bench_models.parse_layout("32,32,32/0")
+    points = np.array([[320.0, 100.0, 0.0], [100.0, 100.0, 160.0], [600.0, 250.0, 310.0]])
+    distance = bench_models._edge_distance_vox(points, doc, layout, voxel_a=10.0)
+    assert distance.tolist() == [0.0, 22.0, 7.0]
+    # The same tomogram at 5 A is resampled to 32x32 voxels of 10 A before windows are cut: one window.
+    fine = doc.model_copy(update={"voxel_size_xyz_a": (5, 5, 5)})
+    assert np.isinf(bench_models._edge_distance_vox(points, fine, layout, voxel_a=10.0)).all()
