@@ -1,3 +1,4 @@
+import functools
 import json
 
 import numpy as np
@@ -6,6 +7,7 @@ import torch
 
 from octopi_core.exceptions import TrainingDataError
 from octopi_core.model import load_checkpoint
+from octopi_core.model_config import ModelConfig
 from octopi_core.particles import PARTICLE_CLASSES, particle_by_name
 from octopi_core.train import load_train_config, paint_targets, train
 
@@ -271,6 +273,9 @@ def test_cpu_training_uses_bf16_where_the_cpu_does_it_natively(
     tmp_path, monkeypatch, native_bf16, amp, precision
 ):
     monkeypatch.setattr("octopi_core.inference.cpu_has_native_bf16", lambda: native_bf16)
+    # A small network: a CPU without native bf16 emulates it, ~40x slower than fp32 for the real one.
+    small = functools.partial(ModelConfig, channels=(8, 16), strides=(2,))
+    monkeypatch.setattr("octopi_core.train.loop.ModelConfig", small)
     config = _tiny(
         tmp_path,
         amp=amp,
