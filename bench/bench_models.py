@@ -136,20 +136,21 @@ def score_row(
     return row
 
 
-def _edge_distance_vox(
-    points_xyz_a: np.ndarray, doc: PicksDocument, layout: Layout, voxel_a: float
-) -> np.ndarray:
-    """Each point's distance to the nearest window edge inside the tomogram ``doc`` was picked in, in the
-    network's voxels (the tomogram is resampled to ``voxel_a`` before its windows are cut)."""
+def _interior_edges(doc: PicksDocument, layout: Layout, voxel_a: float) -> list[np.ndarray]:
+    """Per axis (zyx), where ``layout``'s windows begin or end inside the tomogram ``doc`` was picked in, in
+    the network's voxels (the tomogram is resampled to ``voxel_a`` before its windows are cut)."""
     shape_zyx = [round(n * v / voxel_a) for n, v in zip(doc.shape_zyx or (), doc.voxel_size_xyz_a[::-1])]
     grid = window_grid(shape_zyx, layout.options.window_vox, layout.options.overlap)
+    return [
+        np.array(sorted({s for s in starts if s > 0} | {s + size for s in starts if s + size < length}))
+        for starts, size, length in zip(grid.starts, grid.window, shape_zyx)
+    ]
+
+
+def _edge_distance_vox(points_xyz_a: np.ndarray, edges_zyx: list[np.ndarray], voxel_a: float) -> np.ndarray:
+    """Each point's distance to the nearest of ``edges_zyx`` (see :func:`_interior_edges`), in voxels."""
     distance = np.full(len(points_xyz_a), np.inf)
-    for axis_zyx, length in enumerate(shape_zyx):
-        size = grid.window[axis_zyx]
-        starts = grid.starts[axis_zyx]
-        edges = np.array(
-            sorted({s for s in starts if s > 0} | {s + size for s in starts if s + size < length})
-        )
+    for axis_zyx, edges in enumerate(edges_zyx):
         if edges.size:
             coordinate = points_xyz_a[:, 2 - axis_zyx, None] / voxel_a
             distance = np.minimum(distance, np.abs(coordinate - edges[None]).min(axis=1))
@@ -184,13 +185,14 @@ def edge_breakdown(
         counts[key]["elsewhere"] += int((mask & ~near).sum())
 
     for ref_doc, row_doc, truth_doc in zip(reference, row, truth):
+        edges = _interior_edges(row_doc, layout, voxel_a)
         for particle in PARTICLE_CLASSES:
             true = points_array(truth_doc.picks.get(particle.name, []))
             ref = points_array(ref_doc.picks.get(particle.name, []))
             new = points_array(row_doc.picks.get(particle.name, []))
             match_a = 0.5 * particle.radius_a
             radius_vox = particle.radius_a / voxel_a
-            near = _edge_distance_vox(true, row_doc, layout, voxel_a) <= radius_vox
+            near = _edge_distance_vox(true, edges, voxel_a) <= radius_vox
             found_ref, found_new = _within(true, ref, match_a), _within(true, new, match_a)
             add("particles", np.ones(len(true), bool), near)
             add("lost", found_ref & ~found_new, near)
@@ -198,12 +200,12 @@ def edge_breakdown(
             add(
                 "false_reference",
                 ~_within(ref, true, match_a),
-                _edge_distance_vox(ref, row_doc, layout, voxel_a) <= radius_vox,
+                _edge_distance_vox(ref, edges, voxel_a) <= radius_vox,
             )
             add(
                 "false_row",
                 ~_within(new, true, match_a),
-                _edge_distance_vox(new, row_doc, layout, voxel_a) <= radius_vox,
+                _edge_distance_vox(new, edges, voxel_a) <= radius_vox,
             )
     return counts
 

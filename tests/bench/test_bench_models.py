@@ -127,8 +127,11 @@ def test_edges_are_the_window_borders_inside_the_tomogram_in_the_networks_voxels
     doc = PicksDocument(run_name="r", tomogram_uri="r", voxel_size_xyz_a=(10, 10, 10), shape_zyx=(32, 64, 64))
     layout = bench_models.parse_layout("32,32,32/0")
     points = np.array([[320.0, 100.0, 0.0], [100.0, 100.0, 160.0], [600.0, 250.0, 310.0]])
-    distance = bench_models._edge_distance_vox(points, doc, layout, voxel_a=10.0)
+    distance = bench_models._edge_distance_vox(points, bench_models._interior_edges(doc, layout, 10.0), 10.0)
     assert distance.tolist() == [0.0, 22.0, 7.0]
     # The same tomogram at 5 A is resampled to 32x32 voxels of 10 A before windows are cut: one window.
     fine = doc.model_copy(update={"voxel_size_xyz_a": (5, 5, 5)})
-    assert np.isinf(bench_models._edge_distance_vox(points, fine, layout, voxel_a=10.0)).all()
+    assert all(edges.size == 0 for edges in bench_models._interior_edges(fine, layout, 10.0))
+    assert np.isinf(
+        bench_models._edge_distance_vox(points, bench_models._interior_edges(fine, layout, 10.0), 10.0)
+    ).all()
