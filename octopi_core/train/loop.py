@@ -65,8 +65,9 @@ def _validation_seeds(config: TrainConfig) -> range:
     return range(first, first + config.val_tomograms)
 
 
-def _lr_factor(step: int, total_steps: int, min_fraction: float) -> float:
-    progress = min(step / max(total_steps, 1), 1.0)
+def _lr_factor(progress: float, min_fraction: float) -> float:
+    """The cosine schedule's factor at ``progress`` (0 at the start, 1 at the end of training)."""
+    progress = min(max(progress, 0.0), 1.0)
     return min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -228,11 +229,24 @@ def _train_epochs(
         # A pass over the held-out data already timed (the starting model's score): budget with it now.
         state.setdefault("last_val_s", data.validation_pass_s)
 
-    def out_of_time() -> bool:
+    def training_time_left_fraction() -> float:
         # Time is kept for a last validation and the threshold tuning after it (a pass over the
         # held-out data each), so the whole run ends near max_wall_s.
-        reserve_s = 2 * state.get("last_val_s", 0.0)
-        return bool(config.max_wall_s) and time.monotonic() - started + reserve_s >= config.max_wall_s
+        training_budget_s = config.max_wall_s - 2 * state.get("last_val_s", 0.0)
+        return 1.0 - (time.monotonic() - started) / max(training_budget_s, 1e-9)
+
+    def out_of_time() -> bool:
+        return bool(config.max_wall_s) and training_time_left_fraction() <= 0
+
+    def schedule_progress() -> float:
+        # The cosine runs over the planned steps or, when the wall-clock limit ends the run first,
+        # over the time: a run stopped by its limit has annealed. It never runs backwards (a faster
+        # validation shrinks the time kept for it).
+        progress = state["step"] / max(total_steps, 1)
+        if config.max_wall_s:
+            progress = max(progress, 1.0 - training_time_left_fraction())
+        state["schedule_progress"] = max(progress, state.get("schedule_progress", 0.0))
+        return state["schedule_progress"]
 
     while state["epoch"] < config.epochs:
         epoch = state["epoch"]
@@ -255,7 +269,7 @@ def _train_epochs(
             images, targets = batch.on(device, noise)
             labelled = batch.labelled_on(device)
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * _lr_factor(state["step"], total_steps, config.lr_min_fraction)
+                group["lr"] = config.lr * _lr_factor(schedule_progress(), config.lr_min_fraction)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(images)
             logits = logits.float()

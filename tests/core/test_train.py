@@ -442,6 +442,34 @@ def test_validation_keeps_to_its_share_of_time_and_the_limit_leaves_room_for_it(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("max_wall_s", [0.0, 30.0])
+def test_the_learning_rate_anneals_by_the_end_whether_the_epochs_or_the_clock_end_the_run(
+    tmp_path, monkeypatch, max_wall_s
+):
+    # 1 s per step and instant validations: a 30-s limit stops the run after 30 of 100 planned steps.
+    _run_on_a_fake_clock(monkeypatch, 0.0)
+    config = _tiny(
+        tmp_path,
+        epochs=20 if max_wall_s else 6,
+        steps_per_epoch=5,
+        refresh_per_epoch=0,
+        train_pool_size=1,
+        patience_epochs=100,
+        patch_vox=16,  # the clock is fake: small patches keep the real steps short
+        max_wall_s=max_wall_s,
+        lr_min_fraction=0.05,
+        tune_localization=False,
+    )
+    train(config)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in records]
+    assert records[-1]["step"] == 30
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > 0.5 * config.lr
+    # The last step's rate is within 1% of the peak above the floor (the cosine's last step before its end).
+    assert lrs[-1] <= config.lr * (0.05 + 0.01)
+
+
+@pytest.mark.slow
 def test_a_class_with_too_few_tuning_particles_keeps_the_starting_threshold(random_checkpoint):
     from octopi_core.synth import PhantomSettings, make_phantom
     from octopi_core.train import tune_localization
