@@ -67,7 +67,6 @@ def _validation_seeds(config: TrainConfig) -> range:
 
 def _lr_factor(progress: float, min_fraction: float) -> float:
     """The cosine schedule's factor at ``progress`` (0 at the start, 1 at the end of training)."""
-    progress = min(max(progress, 0.0), 1.0)
     return min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -245,7 +244,7 @@ def _train_epochs(
         progress = state["step"] / max(total_steps, 1)
         if config.max_wall_s:
             progress = max(progress, 1.0 - training_time_left_fraction())
-        state["schedule_progress"] = max(progress, state.get("schedule_progress", 0.0))
+        state["schedule_progress"] = max(min(progress, 1.0), state.get("schedule_progress", 0.0))
         return state["schedule_progress"]
 
     while state["epoch"] < config.epochs:
