@@ -131,7 +131,6 @@ def test_edges_are_the_window_borders_inside_the_tomogram_in_the_networks_voxels
     assert distance.tolist() == [0.0, 22.0, 7.0]
     # The same tomogram at 5 A is resampled to 32x32 voxels of 10 A before windows are cut: one window.
     fine = doc.model_copy(update={"voxel_size_xyz_a": (5, 5, 5)})
-    assert all(edges.size == 0 for edges in bench_models._interior_edges(fine, layout, 10.0))
-    assert np.isinf(
-        bench_models._edge_distance_vox(points, bench_models._interior_edges(fine, layout, 10.0), 10.0)
-    ).all()
+    fine_edges = bench_models._interior_edges(fine, layout, 10.0)
+    assert all(edges.size == 0 for edges in fine_edges)
+    assert np.isinf(bench_models._edge_distance_vox(points, fine_edges, 10.0)).all()

@@ -51,6 +51,11 @@ def _tiny(tmp_path, **update):
     return config
 
 
+def _metrics(tmp_path) -> list[dict]:
+    """The epoch records of the run that ``_tiny(tmp_path)`` configured."""
+    return [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.slow
 def test_short_run_lowers_the_loss_writes_a_loadable_checkpoint_and_resumes(tmp_path):
     # Tuning is tested on its own below; on a barely trained network's speckled output it only costs minutes here.
@@ -64,7 +69,7 @@ def test_short_run_lowers_the_loss_writes_a_loadable_checkpoint_and_resumes(tmp_
         tune_localization=False,
     )
     result = train(config)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = _metrics(tmp_path)
     assert len(records) == 4 and result.epochs_run == 4
     assert records[-1]["loss"] < records[0]["loss"]
     _, saved = load_checkpoint(result.best_checkpoint)
@@ -73,7 +78,7 @@ def test_short_run_lowers_the_loss_writes_a_loadable_checkpoint_and_resumes(tmp_
 
     # Resume: asking for more epochs continues from the saved state instead of starting over.
     resumed = train(config.model_copy(update={"epochs": 5, "val_every_epochs": 1}))
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = _metrics(tmp_path)
     assert [r["epoch"] for r in records] == [0, 1, 2, 3, 4]
     assert records[-1]["step"] == 5 * config.steps_per_epoch and resumed.epochs_run == 5
 
@@ -262,7 +267,7 @@ def test_training_on_cuda_in_bf16_lowers_the_loss(tmp_path):
         data_workers=1,
     )
     train(config)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = _metrics(tmp_path)
     assert records[-1]["loss"] < records[0]["loss"]
 
 
@@ -287,7 +292,7 @@ def test_cpu_training_uses_bf16_where_the_cpu_does_it_natively(
         tune_localization=False,
     )
     train(config)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = _metrics(tmp_path)
     assert [r["precision"] for r in records] == [precision] * 2
     assert records[-1]["loss"] < records[0]["loss"]
 
@@ -404,6 +409,20 @@ def _run_on_a_fake_clock(monkeypatch, validation_s: float) -> None:
     monkeypatch.setattr(train_module, "validate_model", timed_validation)
 
 
+def _fake_clock_config(tmp_path, **update):
+    """A tiny run for the fake clock: 5 steps per epoch, no early stop, no tuning, small patches (the clock
+    is fake: they keep the real steps short)."""
+    settings = {
+        "steps_per_epoch": 5,
+        "refresh_per_epoch": 0,
+        "train_pool_size": 1,
+        "patience_epochs": 100,
+        "patch_vox": 16,
+        "tune_localization": False,
+    }
+    return _tiny(tmp_path, **{**settings, **update})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("max_wall_s", "validation_s", "validated", "steps"),
@@ -420,20 +439,9 @@ def test_validation_keeps_to_its_share_of_time_and_the_limit_leaves_room_for_it(
     tmp_path, monkeypatch, max_wall_s, validation_s, validated, steps
 ):
     _run_on_a_fake_clock(monkeypatch, validation_s)
-    config = _tiny(
-        tmp_path,
-        epochs=7,
-        steps_per_epoch=5,
-        refresh_per_epoch=0,
-        train_pool_size=1,
-        patience_epochs=100,
-        val_time_fraction=0.25,
-        patch_vox=16,  # the clock is fake: small patches keep the real steps short
-        max_wall_s=max_wall_s,
-        tune_localization=False,
-    )
+    config = _fake_clock_config(tmp_path, epochs=7, val_time_fraction=0.25, max_wall_s=max_wall_s)
     result = train(config)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = _metrics(tmp_path)
     assert [r["epoch"] for r in records if "weighted_f_beta" in r] == validated
     assert records[-1]["step"] == steps
     assert result.stopped_because == (
@@ -448,20 +456,11 @@ def test_the_learning_rate_anneals_by_the_end_whether_the_epochs_or_the_clock_en
 ):
     # 1 s per step and instant validations: a 30-s limit stops the run after 30 of 100 planned steps.
     _run_on_a_fake_clock(monkeypatch, 0.0)
-    config = _tiny(
-        tmp_path,
-        epochs=20 if max_wall_s else 6,
-        steps_per_epoch=5,
-        refresh_per_epoch=0,
-        train_pool_size=1,
-        patience_epochs=100,
-        patch_vox=16,  # the clock is fake: small patches keep the real steps short
-        max_wall_s=max_wall_s,
-        lr_min_fraction=0.05,
-        tune_localization=False,
+    config = _fake_clock_config(
+        tmp_path, epochs=20 if max_wall_s else 6, max_wall_s=max_wall_s, lr_min_fraction=0.05
     )
     train(config)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = _metrics(tmp_path)
     lrs = [r["lr"] for r in records]
     assert records[-1]["step"] == 30
     assert lrs == sorted(lrs, reverse=True) and lrs[0] > 0.5 * config.lr
@@ -525,18 +524,9 @@ def test_a_timed_pass_over_the_users_held_out_data_budgets_validation_from_the_f
         volume, labels, {"ribosome": np.array([[24.0, 24.0, 24.0]])}, np.ones(7, bool)
     )
     data = TrainingData(pool=[sample], validation=[], validation_pass_s=10.0)
-    config = _tiny(
-        tmp_path,
-        epochs=14,
-        steps_per_epoch=5,
-        val_time_fraction=0.25,
-        patch_vox=16,  # the clock is fake: small patches keep the real steps short
-        max_wall_s=40.0,
-        patience_epochs=100,
-        tune_localization=False,
-    )
+    config = _fake_clock_config(tmp_path, epochs=14, val_time_fraction=0.25, max_wall_s=40.0)
     train(config, data=data)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = _metrics(tmp_path)
     # 20 s of the 40 are kept for the last validation and the tuning from the start, and no earlier
     # validation fits in a quarter of the time: four epochs train, the last is validated.
     assert [r["epoch"] for r in records if "weighted_f_beta" in r] == [3]
