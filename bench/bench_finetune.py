@@ -97,7 +97,7 @@ def main() -> None:
             threads=args.threads,
             device="cpu",
             max_wall_s=60 * args.minutes,
-            amp=False if args.fp32_training else None,
+            amp=not args.fp32_training,
         )
         started = time.monotonic()
         items = open_source(str(root / "train")).items
