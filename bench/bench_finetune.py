@@ -8,7 +8,7 @@ them) measure the gain, and tomograms of the original held-out settings (``HELD_
 measure forgetting. Every figure comes from this run; writes bench/results/finetune-<date>.json.
 
     python bench/bench_finetune.py [--minutes 30] [--train 4] [--eval 3] [--held-out 2] [--shape 128 256 256]
-        [--synthetic-fraction 0.25] [--fp32-training]
+        [--synthetic-fraction 0.25] [--fp32-training] [--seed 1]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from octopi_core.metric import score_documents  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 from octopi_core.synth import HELD_OUT_SETTINGS, PhantomSettings, make_phantom, write_phantom  # noqa: E402
 from octopi_core.synth.settings import Crowding, Reconstruction, ShapeModel  # noqa: E402
+from octopi_core.train import TrainConfig  # noqa: E402
 from octopi_core.train.finetune import finetune, finetune_config  # noqa: E402
 
 SHIFT = {
@@ -65,7 +66,8 @@ def _score(checkpoint: Path | None, folder: Path) -> dict:
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The benchmark's command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="fine-tuning wall-clock limit")
     parser.add_argument("--train", type=int, default=4, help="labelled shifted tomograms")
@@ -81,7 +83,30 @@ def main() -> None:
         action="store_true",
         help="fine-tune in fp32 (default: bf16 where the CPU does it natively); scoring is unchanged",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="fine-tuning seed (its held-out split and patch draws; default: the fine-tuning default); "
+        "the tomograms stay the same, so runs of two seeds differ only in training",
+    )
+    return parser.parse_args(argv)
+
+
+def fine_tuning_config(args: argparse.Namespace, output_dir: Path) -> TrainConfig:
+    """The fine-tuning run's config: the defaults of `train finetune`, with this run's limits and options."""
+    return finetune_config(
+        output_dir=str(output_dir),
+        threads=args.threads,
+        device="cpu",
+        max_wall_s=60 * args.minutes,
+        amp=not args.fp32_training,
+        seed=args.seed,
+    )
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     shifted = PhantomSettings(shape_zyx=tuple(args.shape)).model_copy(update=SHIFT)
     held_settings = HELD_OUT_SETTINGS.model_copy(update={"shape_zyx": tuple(args.shape)})
@@ -92,13 +117,7 @@ def main() -> None:
         _write_set(root / "held", list(range(900000, 900000 + args.held_out)), held_settings, "held-out")
         before = {"shifted": _score(None, root / "eval"), "held_out": _score(None, root / "held")}
         print("before", before, flush=True)
-        config = finetune_config(
-            output_dir=str(root / "run"),
-            threads=args.threads,
-            device="cpu",
-            max_wall_s=60 * args.minutes,
-            amp=not args.fp32_training,
-        )
+        config = fine_tuning_config(args, root / "run")
         started = time.monotonic()
         items = open_source(str(root / "train")).items
         result = finetune(
