@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup copick-venv demo serve test lint typecheck check bench clean
+.PHONY: setup copick-venv demo serve test lint typecheck check bench device-kit clean
 
 setup: $(VENV)/.installed
 
@@ -53,6 +53,10 @@ check: lint typecheck test
 
 bench: setup
 	$(PY) bench/bench_pipeline.py
+
+# Wheels of what the lent GPU machines' image lacks (they reach no index), carried by bench/device/run.sh.
+device-kit: setup
+	$(PY) bench/device/kit.py wheels
 
 clean:
 	rm -rf $(VENV) $(COPICK_VENV) demo-output .pytest_cache
