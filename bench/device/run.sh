@@ -3,6 +3,7 @@
 # the carried wheels (bench/device/kit.py wheels, run here first) beside the image's packages, checks that
 # every dependency is there, then runs the named steps in order and leaves their results in $OUT:
 #
+#   gpu-tests   the tests marked gpu (about a minute): the CUDA paths the CPU cannot test
 #   train       octopi-serve train families-refine (7 min on an H200) -> $OUT/families-refine.tgz.part-*
 #   models      bench_models: the shipped model against runs/families-refine/best (after train)
 #   throughput  bench_gpu end to end (about 5 min on an H200)           -> $OUT/gpu-*.json
@@ -33,6 +34,10 @@ output_dir() {  # where a training config writes its run
 for step in "$@"; do
   echo "== $step ($(date -u +%H:%M:%S))"
   case "$step" in
+    gpu-tests)
+      "$PYTHON" -c 'import torch; assert torch.cuda.is_available(), "no CUDA: the gpu tests would only skip"'
+      "$PYTHON" -m pytest -q -p no:cacheprovider -m gpu tests/core
+      ;;
     train)
       "$PYTHON" -m octopi_core.cli train "$TRAIN_CONFIG"
       run_dir=$(output_dir "$TRAIN_CONFIG")
@@ -53,7 +58,7 @@ for step in "$@"; do
       cp "$(ls -t bench/results/gpu-*.json | head -1)" "$OUT/"
       ;;
     *)
-      echo "unknown step '$step': train, models or throughput" >&2
+      echo "unknown step '$step': gpu-tests, train, models or throughput" >&2
       exit 2
       ;;
   esac

@@ -139,3 +139,35 @@ def test_compile_mode_wraps_the_network_lazily(random_checkpoint):
     assert not isinstance(
         Picker(random_checkpoint, device="cpu").model, torch._dynamo.eval_frame.OptimizedModule
     )
+
+
+@pytest.fixture(scope="module")
+def unseen_phantom(tmp_path_factory):
+    """``(tomogram, truth document)`` of a 64x192x192 phantom the shipped model never saw."""
+    phantom = make_phantom(31_338, PhantomSettings(shape_zyx=(64, 192, 192)))
+    tomogram, truth = write_phantom(phantom, tmp_path_factory.mktemp("unseen"), "unseen")
+    return str(tomogram), PicksDocument.model_validate_json(truth.read_text())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("variant", ["default", "channels-last", "batch"])
+def test_cuda_picks_what_the_cpu_picks(unseen_phantom, variant):
+    # The CUDA path cuts windows and keeps the label and confidence maps on the GPU, in bf16: its picks
+    # must be the CPU's fp32 picks but for near-ties, and score as well against the truth.
+    from octopi_core.batch import BatchItem, predict_batch
+
+    tomogram, truth = unseen_phantom
+    options = PredictOptions(batch_size=4)
+    reference = Picker(device="cpu", amp=False).predict(tomogram, options)
+    picker = Picker(device="cuda", channels_last=variant == "channels-last")
+    if variant == "batch":
+        (result,) = predict_batch(picker, [BatchItem.from_uri(tomogram)], options)
+        assert result.ok, result.error
+        doc = result.document
+    else:
+        doc = picker.predict(tomogram, options)
+    assert score_documents([doc], [reference]).weighted_f_beta > 0.95
+    expected = score_documents([reference], [truth]).weighted_f_beta
+    assert expected > 0.5  # real picks to compare, not an empty tomogram
+    assert score_documents([doc], [truth]).weighted_f_beta == pytest.approx(expected, abs=0.02)
