@@ -9,7 +9,7 @@ but not all of the project's runtime dependencies. Two commands:
 ``wheels`` walks the project's runtime dependencies (``pyproject.toml``) through the packages installed in
 this environment, with their markers evaluated for the device's Python, and downloads, for that Python and
 platform, the installed version of each one the image does not list (the versions the tests ran with),
-and of any image package that one of those pins to an exact version. ``check`` walks the same
+and of each pure-Python image package whose version one of those caps. ``check`` walks the same
 dependencies through what the device's Python imports and exits 1 naming each one that is missing or
 outside its range, so a device session learns it in seconds, not after a failed import mid-run.
 """
@@ -91,10 +91,13 @@ def closure(
     """Walk ``requirements`` through the installed distributions (``find_*`` look them up)."""
     result = Closure()
 
-    def visit(text: str, needed_by: str, extra: str = "") -> None:
+    extras_walked: dict[str, set[str]] = {}  # name -> the extras its requirements were walked for
+
+    def visit(text: str, needed_by: str, needed_by_extras: frozenset[str] = frozenset()) -> None:
         requirement = Requirement(text)
-        if requirement.marker is not None and not requirement.marker.evaluate(
-            {**environment, "extra": extra}
+        # A requirement of `needed_by` applies when its marker holds plain or with an extra asked of it.
+        if requirement.marker is not None and not any(
+            requirement.marker.evaluate({**environment, "extra": extra}) for extra in ("", *needed_by_extras)
         ):
             return
         name = canonicalize_name(requirement.name)
@@ -107,15 +110,13 @@ def closure(
             return
         if not requirement.specifier.contains(version, prereleases=True):
             result.problems.append(f"{name} {version} is installed, {needed_by} needs {requirement}")
-        first_visit = name not in result.versions
         result.versions[name] = version
-        for requested_extra in sorted(requirement.extras):
-            for child in find_requires(name):
-                if Requirement(child).marker is not None:
-                    visit(child, name, requested_extra)
-        if first_visit:
-            for child in find_requires(name):
-                visit(child, name)
+        walked = extras_walked.get(name)
+        if walked is not None and requirement.extras <= walked:
+            return  # its requirements were already walked for these extras
+        extras_walked[name] = (walked or set()) | requirement.extras
+        for child in find_requires(name):
+            visit(child, name, frozenset(extras_walked[name]))
 
     for text in requirements:
         visit(text, "octopi-serve")
