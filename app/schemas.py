@@ -79,6 +79,12 @@ class JobCreate(BaseModel):
     tta: bool = Field(
         False, strict=True, description="test-time augmentation (average over y/x flips; 4x the work)"
     )
+    match_spectrum: bool = Field(
+        False,
+        strict=True,
+        description="bring the tomogram's power spectrum to that of the model's training data before "
+        "inference (for SIRT-like, denoised or binned reconstructions); needs a model with an input spectrum",
+    )
     formats: list[PicksFormat] = Field(
         default_factory=lambda: [PicksFormat.JSON],
         min_length=1,
@@ -137,6 +143,7 @@ class JobOptionsPublic(BaseModel):
     classes: list[str] | None
     voxel_size_a: float | None
     tta: bool
+    match_spectrum: bool = False
     formats: list[str]
     output_uri: str | None
     window_vox: tuple[int, int, int] = Field(description="sliding-window size, zyx voxels")

@@ -26,7 +26,13 @@ from redis.client import Pipeline
 
 from octopi_core.exceptions import CheckpointError, TomogramUnreachableError
 from octopi_core.export import PicksFormat, render_copick_zip, render_picks
-from octopi_core.model_config import ModelConfig, check_model_classes, default_checkpoint_dir, read_config
+from octopi_core.model_config import (
+    ModelConfig,
+    check_model_classes,
+    check_spectrum_matching,
+    default_checkpoint_dir,
+    read_config,
+)
 from octopi_core.picks import PicksDocument
 from octopi_core.settings import Settings
 from worker.jobs import stats
@@ -269,7 +275,9 @@ def _check_copick_output(
 
 
 def _fingerprint(body: JobCreate) -> str:
-    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:32]
+    # match_spectrum only when asked for, so that bodies without it keep the fingerprints they had
+    left_out = None if body.match_spectrum else {"match_spectrum"}
+    return hashlib.sha256(body.model_dump_json(exclude=left_out).encode()).hexdigest()[:32]
 
 
 def _replay(connection: Redis, stored: bytes | str, fingerprint: str) -> JobRecord | None:
@@ -319,7 +327,8 @@ def submit_job(
         UriNotAllowedError, UnknownModelVersionError, NoModelAvailableError, TomogramTooLargeError,
         TooManyChunksError, OutputNotWritableError, RateLimitExceededError (the client's open budget),
         IdempotencyKeyReusedError, TomogramError subclasses, UnknownParticleClassError (a class the model
-        does not pick), ValueError (no such class).
+        does not pick), NoInputSpectrumError (match_spectrum with a model without one), ValueError (no such
+        class).
     """
     fingerprint = _fingerprint(body)
     ikey = idempotency_key(client_id, idem_key) if idem_key else None
@@ -335,12 +344,14 @@ def submit_job(
         _check_output_writable(body.output_uri, settings)
     config = _model_config(registry, body.model_version)
     classes = check_model_classes(config, body.classes)
+    check_spectrum_matching(config, body.match_spectrum)
     if body.copick_config:
         classes = _check_copick_output(body, settings, classes, config.classes)
     options = JobOptions(
         classes=classes,
         voxel_size_a=body.voxel_size_a,
         tta=body.tta,
+        match_spectrum=body.match_spectrum,
         formats=[f.value for f in dict.fromkeys(body.formats)],
         output_uri=normalize_uri(body.output_uri) if body.output_uri else None,
         window_vox=settings.window_vox,

@@ -1,7 +1,8 @@
 """Which model and which window layout to ship: every candidate on the same held-out tomograms (issue 17).
 
 Each model (``--models name=checkpoint``; ``shipped`` is the shipped model) picks, with each layout
-(``--layouts``: ``default``, ``fast``, or ``Z,Y,X/overlap``; ``+tta`` adds test-time flips), the
+(``--layouts``: ``default``, ``fast``, or ``Z,Y,X/overlap``; ``+tta`` adds test-time flips, ``+spectrum``
+spectrum matching), the
 sixteen held-out tomograms of the README's table (``HELD_OUT_SETTINGS``, 128x256x256, seeds
 900000-3, 960000-3 and 970000-7; ``--held-out`` picks sets) and ``--family-count`` tomograms of every generator family on the
 family's held-out seeds (see bench/bench_families.py). Counts are summed within each set and scored
@@ -58,8 +59,14 @@ class Layout:
 
 
 def parse_layout(spec: str) -> Layout:
-    """``default``, ``fast`` or ``Z,Y,X/overlap``, each optionally followed by ``+tta``."""
-    base, tta = (spec[: -len("+tta")], True) if spec.endswith("+tta") else (spec, False)
+    """``default``, ``fast`` or ``Z,Y,X/overlap``, each optionally followed by ``+tta`` (test-time flips)
+    and ``+spectrum`` (spectrum matching), in either order."""
+    base, *extras = spec.split("+")
+    unknown = set(extras) - {"tta", "spectrum"}
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"layout {spec!r}: +{', +'.join(sorted(unknown))}? want +tta, +spectrum"
+        )
     if base == "default":
         window, overlap = predict_options.DEFAULT_WINDOW_VOX, predict_options.DEFAULT_OVERLAP
     elif base == "fast":
@@ -71,11 +78,16 @@ def parse_layout(spec: str) -> Layout:
             overlap = float(overlap_text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"layout {spec!r}: want default, fast or Z,Y,X/overlap[+tta]"
+                f"layout {spec!r}: want default, fast or Z,Y,X/overlap[+tta][+spectrum]"
             ) from None
         if len(window) != 3:
             raise argparse.ArgumentTypeError(f"layout {spec!r}: the window needs three sizes, z,y,x")
-    return Layout(spec, predict_options.PredictOptions(window_vox=window, overlap=overlap, tta=tta))
+    return Layout(
+        spec,
+        predict_options.PredictOptions(
+            window_vox=window, overlap=overlap, tta="tta" in extras, match_spectrum="spectrum" in extras
+        ),
+    )
 
 
 def _parse_model(spec: str) -> tuple[str, str | None]:
@@ -92,15 +104,17 @@ def evaluation_sets(
     families: list[str],
     family_count: int,
     family_shape: tuple,
+    family_first: int = 0,
 ) -> dict:
-    """The named held-out sets and one set per family, generated once under ``data``."""
+    """The named held-out sets and one set per family (its held-out seeds from number ``family_first`` on),
+    generated once under ``data``."""
     sets = {
         name: held_out_set(data, count=count, seed=seed, shape_zyx=held_out_shape, settings=HELD_OUT_SETTINGS)
         for name, (seed, count) in HELD_OUT_SETS.items()
         if name in held_out
     }
     for family in families:
-        first = family_seeds(family, family_count)[0]  # a family's seeds run on from its first
+        first = family_seeds(family, family_first + family_count)[family_first]  # they run on from there
         sets[family] = held_out_set(
             data, count=family_count, seed=first, shape_zyx=family_shape, settings=FAMILIES[family]
         )
@@ -128,7 +142,8 @@ def score_row(
         if name in HELD_OUT_SETS:
             held_out_picks += picks
             held_out_truth += truth
-    row["held_out"] = score_entry(score_documents(held_out_picks, held_out_truth))
+    # None when no held-out set was asked for (--held-out with no names: families only)
+    row["held_out"] = score_entry(score_documents(held_out_picks, held_out_truth)) if held_out_truth else None
     scores = [row["sets"][f]["weighted_f_beta"] for f in families]
     row["family_mean"] = round(sum(scores) / len(scores), 3) if scores else None
     row["family_min"] = min(scores, default=None)
@@ -224,7 +239,9 @@ def _compare(row: dict, reference: dict, families: list[str]) -> dict:
         for f in families
     }
     return {
-        "held_out": round(row["held_out"]["weighted_f_beta"] - reference["held_out"]["weighted_f_beta"], 3),
+        "held_out": None
+        if row["held_out"] is None
+        else round(row["held_out"]["weighted_f_beta"] - reference["held_out"]["weighted_f_beta"], 3),
         "families": deltas,
         "families_lost": sorted(f for f, d in deltas.items() if d < 0),
         "worst_family_delta": min(deltas.values(), default=None),
@@ -234,8 +251,9 @@ def _compare(row: dict, reference: dict, families: list[str]) -> dict:
 def _print_row(label: str, row: dict, names: list[str]) -> None:
     cells = " ".join(f"{row['sets'][n]['weighted_f_beta']:.3f}" for n in names)
     mean = "" if row["family_mean"] is None else f" mean {row['family_mean']:.3f}"
+    held_out = "" if row["held_out"] is None else f"  held-out {row['held_out']['weighted_f_beta']:.3f}"
     print(
-        f"{label:32s} {cells}  held-out {row['held_out']['weighted_f_beta']:.3f}{mean}  [{row['inference_s']} s]",
+        f"{label:32s} {cells}{held_out}{mean}  [{row['inference_s']} s]",
         flush=True,
     )
 
@@ -254,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--family-count", type=int, default=4, help="tomograms per family")
     parser.add_argument("--family-shape", type=int, nargs=3, default=(96, 192, 192), metavar=("Z", "Y", "X"))
+    parser.add_argument(
+        "--family-first",
+        type=int,
+        default=0,
+        help="number of the first held-out seed of each family (default 0; another draw: 8, 12...)",
+    )
     parser.add_argument("--data", type=Path, default=DATA_DIR / "models", help="where the tomograms are kept")
     parser.add_argument("--device", default=None, help="torch device (default: auto)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -278,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         args.families,
         args.family_count,
         tuple(args.family_shape),
+        args.family_first,
     )
     names = list(sets)
     print(f"{'model / layout':32s} {' '.join(names)}")
@@ -309,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             _print_row(f"{label} / {layout.name}", row, names)
     for row in rows[1:]:
         against = row["against_first"]
+        held_out = "none" if against["held_out"] is None else f"{against['held_out']:+.3f}"
         print(
             f"{row['model']} / {row['layout']} against {rows[0]['model']} / {rows[0]['layout']}: held-out "
-            f"{against['held_out']:+.3f}, families lost {len(against['families_lost'])}/{len(args.families)} "
+            f"{held_out}, families lost {len(against['families_lost'])}/{len(args.families)} "
             f"{against['families_lost']}, worst {against['worst_family_delta']}"
         )
         if "edges" in row:
@@ -321,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "held_out_shape_zyx": list(args.held_out_shape),
             "family_count": args.family_count,
+            "family_first": args.family_first,
             "family_shape_zyx": list(args.family_shape),
             "rows": rows,
         },

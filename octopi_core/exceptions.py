@@ -25,6 +25,7 @@ __all__ = [
     "OutputNotWritableError",
     "CheckpointError",
     "UnknownParticleClassError",
+    "NoInputSpectrumError",
     "PicksFormatError",
     "InferenceCancelledError",
     "TrainingDataError",
@@ -109,6 +110,10 @@ class CheckpointError(OctopiError):
 
 class UnknownParticleClassError(OctopiError, ValueError):
     """A requested particle class is not one the model picks (also a ValueError, as before it had a name)."""
+
+
+class NoInputSpectrumError(OctopiError, ValueError):
+    """Spectrum matching was asked of a model whose config holds no training spectrum to match."""
 
 
 class PicksFormatError(OctopiError):

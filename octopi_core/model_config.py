@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .exceptions import UnknownParticleClassError
+from .exceptions import NoInputSpectrumError, UnknownParticleClassError
 from .particles import PARTICLE_CLASSES, particle_by_name
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "default_checkpoint_dir",
     "read_config",
     "check_model_classes",
+    "check_spectrum_matching",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
@@ -53,6 +54,11 @@ class ModelConfig(BaseModel):
     weights_sha256: str = ""
     training: dict[str, Any] = Field(default_factory=dict, description="recipe, seed, epochs, data")
     scores: dict[str, Any] = Field(default_factory=dict, description="validation scores")
+    input_spectrum: tuple[float, ...] | None = Field(
+        None,
+        description="mean radial log power of the training tomograms, for predict's match_spectrum "
+        "(octopi_core.io.spectrum); None: the model has none",
+    )
 
     @field_validator("architecture")
     @classmethod
@@ -113,3 +119,16 @@ def check_model_classes(config: ModelConfig, classes: Iterable[str] | None) -> l
             f"model {config.version} does not pick {', '.join(unknown)}; it picks {', '.join(config.classes)}"
         )
     return names
+
+
+def check_spectrum_matching(config: ModelConfig, match_spectrum: bool) -> None:
+    """Check that the model can match spectra when asked to.
+
+    Raises:
+        NoInputSpectrumError: ``match_spectrum`` is asked of a model without ``input_spectrum``.
+    """
+    if match_spectrum and config.input_spectrum is None:
+        raise NoInputSpectrumError(
+            f"model {config.version} has no input spectrum to match tomograms to; predict without "
+            "match_spectrum, or record one with `octopi-serve tune`"
+        )

@@ -100,6 +100,9 @@ class PredictOptions:
         overlap: fraction shared between neighbouring windows.
         batch_size: windows per forward pass; None = as many as fit the device's voxel budget.
         tta: average over y/x flips (4x the work).
+        match_spectrum: bring the tomogram's radial power spectrum to that of the model's training data
+            before inference (:mod:`octopi_core.io.spectrum`), for reconstructions unlike it (SIRT-like,
+            denoised, binned); needs a model whose config has ``input_spectrum``.
         threshold: class probability at which a voxel counts as particle, for every class; None =
             the per-class values tuned for the model (its config's ``training.localize``), else 0.5.
         min_score: drop picks under this confidence.
@@ -118,6 +121,7 @@ class PredictOptions:
     overlap: float = DEFAULT_OVERLAP
     batch_size: int | None = DEFAULT_BATCH_SIZE
     tta: bool = False
+    match_spectrum: bool = False
     threshold: float | None = None
     min_score: float = 0.0
     storage_options: dict | None = field(default=None, hash=False, compare=False)

@@ -19,7 +19,7 @@ import torch
 from .device import select_device
 from .export import picks_document_from_voxels
 from .inference import SegmentationResult, segment_tomogram
-from .io import LoadedTomogram, load_tomogram
+from .io import LoadedTomogram, load_tomogram, match_spectrum
 from .localize import (
     DEFAULT_MIN_VOLUME_FRACTION,
     DEFAULT_TARGET_RADIUS_FRACTION,
@@ -28,7 +28,7 @@ from .localize import (
     localize_particles,
 )
 from .model import load_checkpoint
-from .model_config import check_model_classes, default_checkpoint_dir
+from .model_config import check_model_classes, check_spectrum_matching, default_checkpoint_dir
 from .options import MIN_AXIS_VOX, PredictOptions
 from .particles import ParticleClass, resolve_particles
 from .picks import PicksDocument
@@ -160,11 +160,12 @@ class Picker:
         *,
         should_cancel: Callable[[], bool] | None = None,
     ) -> LoadedTomogram:
-        """The fetching stage: read ``uri`` whole, resampled to this model's voxel size and normalised.
+        """The fetching stage: read ``uri`` whole, resampled to this model's voxel size and normalised
+        (and its spectrum matched to the model's training data, with ``options.match_spectrum``).
 
         Args:
             uri: as in :meth:`predict`.
-            options: ``voxel_size_a``, ``storage_options`` and ``limits`` apply.
+            options: ``voxel_size_a``, ``match_spectrum``, ``storage_options`` and ``limits`` apply.
             should_cancel: polled between z-slabs; True stops with InferenceCancelledError.
 
         Returns:
@@ -173,8 +174,10 @@ class Picker:
         Raises:
             TomogramError, InferenceCancelledError, TomogramTooLargeError, TooManyChunksError: as in
                 :meth:`predict`.
+            NoInputSpectrumError: ``match_spectrum`` with a model that has no input spectrum.
         """
-        return load_tomogram(
+        check_spectrum_matching(self.config, options.match_spectrum)
+        tomogram = load_tomogram(
             uri,
             target_voxel_size_a=self.config.voxel_size_a,
             voxel_size_a=options.voxel_size_a,
@@ -183,6 +186,12 @@ class Picker:
             limits=options.limits,
             should_cancel=should_cancel,
         )
+        if options.match_spectrum:
+            assert self.config.input_spectrum is not None  # checked above
+            tomogram.volume = match_spectrum(
+                tomogram.volume, self.config.input_spectrum, name=f"tomogram {uri}"
+            )
+        return tomogram
 
     def segment(
         self,
@@ -316,6 +325,7 @@ class Picker:
             InferenceCancelledError: when cancelled.
             TomogramTooLargeError, TooManyChunksError: over ``options.limits``, before any voxel is read.
             UnknownParticleClassError: for a class the model does not pick (a ValueError).
+            NoInputSpectrumError: ``match_spectrum`` with a model that has no input spectrum (a ValueError).
             ValueError: for a name that is no particle class.
         """
         inferred = self.infer(
@@ -346,6 +356,7 @@ class Picker:
             The segmented tomogram, for :meth:`picks_from`.
         """
         self.particles(options)
+        check_spectrum_matching(self.config, options.match_spectrum)
         timings: dict[str, float] = {}
         started = time.perf_counter()
 

@@ -79,6 +79,11 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     submit.add_argument("--classes", nargs="+", help="class names to pick (default: all)")
     submit.add_argument("--voxel-size", type=float, help="override the tomogram's voxel size, Å")
     submit.add_argument("--tta", action="store_true", help="test-time augmentation (4x slower)")
+    submit.add_argument(
+        "--match-spectrum",
+        action="store_true",
+        help="match the tomogram's power spectrum to the model's training data first (README)",
+    )
     submit.add_argument("--output-uri", help="also write picks files there (directory or s3:// prefix)")
     submit.add_argument("--output-formats", nargs="+", help="formats written to --output-uri (default json)")
     submit.add_argument(
@@ -132,6 +137,7 @@ def _submit(args: argparse.Namespace) -> int:
                 classes=args.classes,
                 voxel_size_a=args.voxel_size,
                 tta=args.tta,
+                match_spectrum=args.match_spectrum,
                 formats=args.output_formats,
                 output_uri=args.output_uri,
                 idempotency_key=args.idempotency_key,

@@ -82,6 +82,7 @@ class OctopiClient:
         classes: Sequence[str] | None = None,
         voxel_size_a: float | None = None,
         tta: bool = False,
+        match_spectrum: bool = False,
         formats: Sequence[str] | None = None,
         output_uri: str | None = None,
         idempotency_key: str | None = None,
@@ -90,6 +91,8 @@ class OctopiClient:
         if not urllib.parse.urlsplit(tomogram_uri).scheme and os.path.exists(tomogram_uri):
             tomogram_uri = os.path.abspath(tomogram_uri)
         body: dict[str, Any] = {"tomogram_uri": tomogram_uri, "tta": tta}
+        if match_spectrum:  # only when asked: a gateway from before the option refuses unknown fields
+            body["match_spectrum"] = True
         for name, value in (
             ("model_version", model_version),
             ("classes", list(classes) if classes else None),

@@ -191,8 +191,8 @@ def redis_conn(redis_server):
 
 @dataclass
 class ModelRegistryInfo:
-    """A registry under ``root`` whose champion is a random-weight model, plus a 'quiet' version that finds
-    (almost) nothing, so large test tomograms localize fast."""
+    """A registry under ``root`` whose champion is a random-weight model with an input spectrum (white) to
+    match, plus a 'quiet' version that finds (almost) nothing, so large test tomograms localize fast."""
 
     root: Path
     champion: str
@@ -210,7 +210,7 @@ def model_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistryInf
     base = tmp_path_factory.mktemp("models")
     registry = Registry(base / "registry")
     torch.manual_seed(0)
-    save_checkpoint(build_model(), ModelConfig(), base / "champion")
+    save_checkpoint(build_model(), ModelConfig(input_spectrum=(0.0,) * 48), base / "champion")
     champion = registry.add(base / "champion")
     quiet_model = build_model()
     state = quiet_model.state_dict()

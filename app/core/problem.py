@@ -70,6 +70,7 @@ _TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (core.TomogramTooSmallError, 422, "tomogram-too-small", "Tomogram smaller than one inference window"),
     (core.TomogramError, 422, "tomogram-error", "Tomogram cannot be used"),
     (core.CheckpointError, 500, "model-error", "Model checkpoint cannot be loaded"),
+    (core.NoInputSpectrumError, 422, "no-input-spectrum", "Model has no spectrum to match tomograms to"),
     # Also a ValueError: answered as one, as before the error had a name.
     (core.UnknownParticleClassError, 422, "invalid-value", "Invalid value"),
     (core.OctopiError, 422, "invalid-input", "Invalid input"),

@@ -66,6 +66,12 @@ def build_parser(
     )
     predict.add_argument("--batch-size", type=int, help="windows per forward pass (default: fit the device)")
     predict.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
+    predict.add_argument(
+        "--match-spectrum",
+        action="store_true",
+        help="bring each tomogram's power spectrum to the model's training data first: for SIRT-like, "
+        "denoised or binned reconstructions (README, Spectrum matching)",
+    )
     predict.add_argument("--device", help="cpu, cuda, cuda:N (default: GPU when visible)")
     predict.add_argument(
         "--fp32",

@@ -36,6 +36,7 @@ def _predict(args: argparse.Namespace) -> int:
             "overlap": args.overlap,
             "batch_size": args.batch_size,
             "tta": args.tta or None,
+            "match_spectrum": args.match_spectrum or None,
             "run_name": args.run_name,
         }.items()
         if v is not None

@@ -14,6 +14,7 @@ from .normalization import normalize_volume
 from .ome_zarr import write_ome_zarr
 from .output import check_output_writable, write_output
 from .source import TomogramSource
+from .spectrum import match_spectrum, median_log_power, radial_log_power
 from .tomogram import LoadedTomogram, load_tomogram, loaded_shape_zyx, open_tomogram
 from .uri import ParsedUri, parse_uri, uri_scheme
 from .voxel_size import MAX_VOXEL_SIZE_A, MIN_VOXEL_SIZE_A
@@ -27,6 +28,9 @@ __all__ = [
     "load_tomogram",
     "loaded_shape_zyx",
     "normalize_volume",
+    "match_spectrum",
+    "median_log_power",
+    "radial_log_power",
     "write_ome_zarr",
     "write_mrc",
     "write_output",

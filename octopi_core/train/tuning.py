@@ -6,7 +6,7 @@ the choice in a checkpoint's config.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,7 +16,7 @@ import torch
 from ..device import select_device
 from ..export import picks_document_from_voxels
 from ..inference import segment_tomogram
-from ..io import normalize_volume
+from ..io import median_log_power, normalize_volume
 from ..localize import DEFAULT_TARGET_RADIUS_FRACTION, localize_particles
 from ..metric import Score, score_documents
 from ..options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX
@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 WindowVox = int | tuple[int, int, int] | None
+SPECTRUM_TOMOGRAMS = 24  # tomograms whose median spectrum a synthetic tuning records (no inference needed)
 
 
 class LabelledVolume(Protocol):
@@ -241,11 +242,22 @@ def tune_checkpoint(
     """Tune a checkpoint's localization on ``count`` generated tomograms and store the result in its config.
 
     The weights are untouched, so the version stays the same; ``config.json`` gains
-    ``training.localize`` (per-class thresholds, min_volume_fraction, the tuning score and data).
+    ``training.localize`` (per-class thresholds, min_volume_fraction, the tuning score and data) and
+    ``input_spectrum`` (the median radial spectrum of ``SPECTRUM_TOMOGRAMS`` tomograms of the same settings,
+    the tuning ones first, for predict's ``match_spectrum``; described in ``training.input_spectrum_from``).
     With ``families`` (a training config's ``train_families``) each tomogram is made in the family
     drawn for its seed, as the training tomograms were.
     """
-    phantoms = [make_phantom(seed + i, settings_for_seed(seed + i, settings, families)) for i in range(count)]
+
+    def phantom(i: int):
+        return make_phantom(seed + i, settings_for_seed(seed + i, settings, families))
+
+    phantoms = [phantom(i) for i in range(count)]
+    spectrum_count = max(count, SPECTRUM_TOMOGRAMS)
+    spectrum_volumes = (  # made one at a time: the spectrum needs no inference
+        normalize_volume((phantoms[i] if i < count else phantom(i)).volume.astype(np.float32, copy=True))
+        for i in range(spectrum_count)
+    )
     tuned_on = {
         "count": count,
         "seed": seed,
@@ -254,7 +266,15 @@ def tune_checkpoint(
         **({"families": list(families)} if families else {}),
     }
     return tune_checkpoint_on(
-        checkpoint_dir, phantoms, tuned_on=tuned_on, window_vox=window_vox, device=device
+        checkpoint_dir,
+        phantoms,
+        tuned_on=tuned_on,
+        window_vox=window_vox,
+        device=device,
+        spectrum_from=(
+            spectrum_volumes,
+            {**tuned_on, "count": spectrum_count, "statistic": "median per shell"},
+        ),
     )
 
 
@@ -267,6 +287,7 @@ def tune_checkpoint_on(
     device: str = "auto",
     keep_thresholds: dict[str, float] | None = None,
     min_particles: int = 0,
+    spectrum_from: tuple[Iterable[np.ndarray], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Tune a checkpoint's localization on the given labelled tomograms and store it in its config.
 
@@ -279,9 +300,11 @@ def tune_checkpoint_on(
         keep_thresholds: thresholds kept for classes with fewer than ``min_particles`` particles in
             ``volumes`` (see :func:`tune_localization`); default None: every class is tuned.
         min_particles: see :func:`tune_localization`.
+        spectrum_from: normalised volumes whose median spectrum becomes the config's ``input_spectrum``
+            (for predict's ``match_spectrum``), with a JSON-safe description of them; None = ``volumes``.
 
     Returns:
-        The ``training.localize`` block written.
+        The ``training.localize`` block written (``input_spectrum`` is written beside it).
 
     Raises:
         CheckpointError: when the checkpoint cannot be loaded.
@@ -302,6 +325,15 @@ def tune_checkpoint_on(
         min_particles=min_particles,
     )
     localize = {**chosen, "tuned_weighted_f_beta": score.weighted_f_beta, "tuned_on": tuned_on}
-    updated = config.model_copy(update={"training": {**config.training, "localize": localize}})
+    # The data the model is tuned for is what predict's match_spectrum aims at.
+    if spectrum_from is None:
+        spectrum_from = (
+            (normalize_volume(v.volume.astype(np.float32, copy=True)) for v in volumes),
+            {**tuned_on, "statistic": "median per shell"},
+        )
+    training = {**config.training, "localize": localize, "input_spectrum_from": spectrum_from[1]}
+    updated = config.model_copy(
+        update={"training": training, "input_spectrum": median_log_power(spectrum_from[0])}
+    )
     (Path(checkpoint_dir) / CONFIG_FILE).write_text(updated.model_dump_json(indent=2))
     return localize

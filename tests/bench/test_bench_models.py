@@ -112,7 +112,10 @@ def test_layout_specs(monkeypatch):
         custom.options.window_vox == (96, 128, 128)
         and custom.options.overlap == 0.125
         and not custom.options.tta
+        and not custom.options.match_spectrum
     )
+    both = bench_models.parse_layout("default+spectrum+tta")
+    assert both.options.match_spectrum and both.options.tta and both.name == "default+spectrum+tta"
 
 
 def test_edges_are_the_window_borders_inside_the_tomogram_in_the_networks_voxels(monkeypatch):
@@ -134,3 +137,12 @@ def test_edges_are_the_window_borders_inside_the_tomogram_in_the_networks_voxels
     fine_edges = bench_models._interior_edges(fine, layout, 10.0)
     assert all(edges.size == 0 for edges in fine_edges)
     assert np.isinf(bench_models._edge_distance_vox(points, fine_edges, 10.0)).all()
+
+
+def test_family_first_takes_another_draw_of_each_familys_held_out_seeds(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(_BENCH))
+    import bench_models
+
+    sets = bench_models.evaluation_sets(tmp_path, [], (32, 64, 64), ["sirt"], 2, (32, 64, 64), family_first=3)
+    runs = [Path(uri).name for uri, _ in sets["sirt"].tomograms]
+    assert runs == ["heldout-982003-32x64x64.zarr", "heldout-982004-32x64x64.zarr"]

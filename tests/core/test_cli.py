@@ -98,6 +98,16 @@ def test_predict_to_stdout_is_json(capsys, random_checkpoint, small_tomogram):
     assert code == 0 and json.loads(out)["run_name"] == "small"
 
 
+def test_predict_refuses_spectrum_matching_with_a_model_that_has_no_spectrum(
+    capsys, random_checkpoint, small_tomogram
+):
+    code, out, err = _run(
+        capsys, "predict", str(small_tomogram[0]), "--model", str(random_checkpoint), "--match-spectrum"
+    )
+    assert code == 2 and not out
+    assert "no input spectrum" in err and "Traceback" not in err
+
+
 def test_predict_several_tomograms_loads_the_model_once_and_goes_past_a_bad_one(
     capsys, tmp_path, monkeypatch, random_checkpoint, small_tomogram
 ):
@@ -300,8 +310,11 @@ def test_tune_on_a_presets_validation_settings_records_the_choice(capsys, tmp_pa
     )
     assert code == 0, err
     chosen = json.loads(out)
-    saved = json.loads((checkpoint / "config.json").read_text())["training"]["localize"]
+    config = json.loads((checkpoint / "config.json").read_text())
+    saved = config["training"]["localize"]
     assert saved["thresholds"] == chosen["thresholds"] and saved["tuned_on"]["shape_zyx"] == [32, 64, 64]
+    assert len(config["input_spectrum"]) == 48  # for --match-spectrum: 24 tomograms, the tuning one first
+    assert config["training"]["input_spectrum_from"]["count"] == 24
     code, _, err = _run(capsys, "tune", str(checkpoint), "--config", "no-such-preset")
     assert code == 2 and "no-such-preset" in err
 

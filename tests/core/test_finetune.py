@@ -113,6 +113,9 @@ def test_a_short_fine_tune_writes_a_loadable_checkpoint_with_its_provenance(labe
     assert recorded["localize"]["kept_thresholds"] == sorted(shipped["thresholds"])
     assert recorded["localize"]["thresholds"] == shipped["thresholds"]
     assert np.isfinite(result.best_score) and picker.version
+    # --match-spectrum then aims at the user's own data: its held-out runs' median spectrum
+    assert len(picker.config.input_spectrum or ()) == 48
+    assert recorded["input_spectrum_from"]["held_out"]["runs"] == ["a", "b"]
 
 
 def test_train_keeps_presets_and_refuses_finetune_options_elsewhere(capsys):

@@ -7,7 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
+from octopi_core.model import build_model, save_checkpoint
+from octopi_core.model_config import ModelConfig
 from octopi_core.picks import PicksDocument
 from octopi_core.pipeline import Picker, PredictOptions
 from octopi_core.registry import Registry
@@ -84,6 +87,41 @@ def test_a_tomogram_found_corrupt_while_reading_fails_the_job(
     failed = JobRecord.fetch(redis_conn, record.id)
     assert failed.status is JobStatus.FAILED
     assert failed.error_type == "CorruptTomogramError" and "broken.zarr" in failed.error_detail
+
+
+def test_a_job_matches_the_spectrum_when_asked_and_fails_by_name_with_a_model_without_one(
+    redis_conn, service_settings, new_job, tomograms, model_registry, tmp_path: Path
+):
+    # A random model leaning to ribosome, so that its picks on the small tomogram tell a matched input apart.
+    torch.manual_seed(0)
+    model = build_model()
+    state = model.state_dict()
+    last_bias = [name for name, p in state.items() if p.ndim == 1 and p.shape[0] == 7][-1]
+    state[last_bias][4] += 3.0
+    model.load_state_dict(state)
+    save_checkpoint(model, ModelConfig(input_spectrum=(0.0,) * 48), tmp_path / "picky")
+    registry = Registry(tmp_path / "registry")
+    picky = registry.add(tmp_path / "picky")
+    registry.add(Registry(model_registry.root).resolve(model_registry.quiet))  # has no input spectrum
+    registry.set_champion(picky, reason="test")
+    settings = type(service_settings)(**{**service_settings.model_dump(), "registry_uri": str(registry.root)})
+    matched = new_job(tomograms.small, settings=settings, model_version=picky, match_spectrum=True)
+    refused = new_job(
+        tomograms.small, settings=settings, model_version=model_registry.quiet, match_spectrum=True
+    )
+    _run(settings)
+
+    done = JobRecord.fetch(redis_conn, matched.id)
+    assert done.status is JobStatus.SUCCEEDED, done.error_detail
+    picker = Picker(tmp_path / "picky", device="cpu")
+    options = dict(window_vox=32, overlap=0.25, batch_size=2)
+    direct = picker.predict(str(tomograms.small), PredictOptions(**options, match_spectrum=True))
+    plain = picker.predict(str(tomograms.small), PredictOptions(**options))
+    assert direct.picks != plain.picks  # so that the served picks tell which the worker did
+    assert PicksDocument.model_validate_json(fetch_result(redis_conn, matched.id)).picks == direct.picks
+    failed = JobRecord.fetch(redis_conn, refused.id)
+    assert failed.status is JobStatus.FAILED and failed.error_type == "NoInputSpectrumError"
+    assert "no input spectrum" in failed.error_detail
 
 
 def test_unknown_model_version_fails_the_job(redis_conn, service_settings, new_job, tomograms):

@@ -70,6 +70,7 @@ class JobOptions(BaseModel):
         classes: class names to pick; None = every class of the model.
         voxel_size_a: override of the tomogram's voxel size, Å.
         tta: test-time augmentation (y/x flips).
+        match_spectrum: match the tomogram's power spectrum to the model's training data first.
         formats: formats written to ``output_uri`` (``json``, ``csv``, ``star``, ``copick``, ``ndjson``).
         output_uri: directory or prefix that receives ``<run_name>.picks.<format>`` files, or None.
         window_vox, overlap, batch_size: sliding-window settings (voxels, fraction, windows per pass).
@@ -84,6 +85,7 @@ class JobOptions(BaseModel):
     classes: list[str] | None = None
     voxel_size_a: float | None = None
     tta: bool = False
+    match_spectrum: bool = False
     formats: list[str] = ["json"]
     output_uri: str | None = None
     window_vox: tuple[int, int, int] = DEFAULT_WINDOW_VOX
@@ -103,6 +105,7 @@ class JobOptions(BaseModel):
             overlap=self.overlap,
             batch_size=self.batch_size,
             tta=self.tta,
+            match_spectrum=self.match_spectrum,
             storage_options=storage_options,
             run_name=self.run_name,
         )
@@ -147,6 +150,8 @@ def result_digest(
     }
     if options.run_name is not None:  # only when set: digests of jobs without one stay as they were
         material["run_name"] = options.run_name
+    if options.match_spectrum:  # likewise
+        material["match_spectrum"] = True
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

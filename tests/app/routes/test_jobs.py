@@ -64,6 +64,16 @@ def test_predict_queues_a_job(client, tomograms, model_registry):
     assert client.get(job["links"]["self"]).json()["status"] == "queued"
 
 
+def test_spectrum_matching_is_asked_of_a_model_that_has_an_input_spectrum(client, tomograms, model_registry):
+    refused = _submit(client, tomograms.small, match_spectrum=True, model_version=model_registry.quiet)
+    body = assert_problem(refused, 422, "no-input-spectrum")  # the quiet model has no input spectrum
+    assert f"model {model_registry.quiet} has no input spectrum" in body["detail"]
+    job = _submit(client, tomograms.small, match_spectrum=True).json()
+    assert job["options"]["match_spectrum"] is True
+    plain = _submit(client, tomograms.small).json()
+    assert plain["options"]["match_spectrum"] is False
+
+
 def test_relative_local_paths_are_made_absolute(client, tomograms, monkeypatch):
     monkeypatch.chdir(tomograms.root)
     job = _submit(client, "small.zarr").json()

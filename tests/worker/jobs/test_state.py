@@ -84,6 +84,7 @@ def test_result_digest_ignores_outputs_but_not_what_changes_picks():
         result_digest("s3://b/t", "etag1", "v2", base),
         result_digest("s3://b/t", "etag1", "v1", JobOptions(classes=["ribosome"])),
         result_digest("s3://b/t", "etag1", "v1", base.model_copy(update={"tta": True})),
+        result_digest("s3://b/t", "etag1", "v1", base.model_copy(update={"match_spectrum": True})),
         result_digest("s3://b/t", "etag1", "v1", base.model_copy(update={"voxel_size_a": 8.0})),
     ):
         assert changed != digest
