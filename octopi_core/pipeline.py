@@ -356,7 +356,6 @@ class Picker:
             The segmented tomogram, for :meth:`picks_from`.
         """
         self.particles(options)
-        check_spectrum_matching(self.config, options.match_spectrum)
         timings: dict[str, float] = {}
         started = time.perf_counter()
 

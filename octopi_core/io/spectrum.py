@@ -91,7 +91,10 @@ def match_spectrum(volume: np.ndarray, reference: Sequence[float], *, name: str 
     """
     target = np.asarray(reference, dtype=np.float64)
     if target.shape != (SPECTRUM_SHELLS,) or not np.all(np.isfinite(target)):
-        raise ValueError(f"a reference spectrum has {SPECTRUM_SHELLS} finite values, got {target.shape[0]}")
+        finite = "finite" if np.all(np.isfinite(target)) else "not all finite"
+        raise ValueError(
+            f"a reference spectrum has {SPECTRUM_SHELLS} finite values, got {target.size}, {finite}"
+        )
     shells = _Shells(volume.shape)
     spectrum = scipy.fft.rfftn(volume, norm="ortho", workers=_FFT_WORKERS)
     gain = np.exp(0.5 * (target - shells.log_power(spectrum)))
