@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,9 +115,9 @@ def test_a_job_matches_the_spectrum_when_asked_and_fails_by_name_with_a_model_wi
     done = JobRecord.fetch(redis_conn, matched.id)
     assert done.status is JobStatus.SUCCEEDED, done.error_detail
     picker = Picker(tmp_path / "picky", device="cpu")
-    options = dict(window_vox=32, overlap=0.25, batch_size=2)
-    direct = picker.predict(str(tomograms.small), PredictOptions(**options, match_spectrum=True))
-    plain = picker.predict(str(tomograms.small), PredictOptions(**options))
+    plain_options = PredictOptions(window_vox=32, overlap=0.25, batch_size=2)
+    direct = picker.predict(str(tomograms.small), replace(plain_options, match_spectrum=True))
+    plain = picker.predict(str(tomograms.small), plain_options)
     assert direct.picks != plain.picks  # so that the served picks tell which the worker did
     assert PicksDocument.model_validate_json(fetch_result(redis_conn, matched.id)).picks == direct.picks
     failed = JobRecord.fetch(redis_conn, refused.id)
