@@ -56,7 +56,7 @@ class ModelConfig(BaseModel):
     scores: dict[str, Any] = Field(default_factory=dict, description="validation scores")
     input_spectrum: tuple[float, ...] | None = Field(
         None,
-        description="mean radial log power of the training tomograms, for predict's match_spectrum "
+        description="median radial log power of tomograms of the training data, for predict's match_spectrum "
         "(octopi_core.io.spectrum); None: the model has none",
     )
 

@@ -90,10 +90,11 @@ def match_spectrum(volume: np.ndarray, reference: Sequence[float], *, name: str 
         ValueError: ``reference`` has the wrong length or values that are not finite.
     """
     target = np.asarray(reference, dtype=np.float64)
-    if target.shape != (SPECTRUM_SHELLS,) or not np.all(np.isfinite(target)):
-        finite = "finite" if np.all(np.isfinite(target)) else "not all finite"
+    finite = bool(np.all(np.isfinite(target)))
+    if target.shape != (SPECTRUM_SHELLS,) or not finite:
         raise ValueError(
-            f"a reference spectrum has {SPECTRUM_SHELLS} finite values, got {target.size}, {finite}"
+            f"a reference spectrum has {SPECTRUM_SHELLS} finite values, got {target.size}, "
+            f"{'finite' if finite else 'not all finite'}"
         )
     shells = _Shells(volume.shape)
     spectrum = scipy.fft.rfftn(volume, norm="ortho", workers=_FFT_WORKERS)
