@@ -11,14 +11,20 @@ processes that load the model and warm up before the clock starts. A variant is 
     cuda-graphs     ``torch.compile`` with mode ``reduce-overhead`` (CUDA graphs)
     fast            the fast window layout (``predict --fast``)
     xK              K worker processes sharing the device, each pipelining its share of the tomograms
+    tK              K reader and K localizer threads per process (default: ``default_stage_threads``,
+                    1 on a CPU, a quarter of the cores, 1 to 4, on a GPU)
+    instant         no inference: the warm-up's segmentation stands for each tomogram's (all are copies
+                    of one), so the row is what reading and localization alone allow, the ceiling that
+                    the CPU stages put on any device
 
 Per variant it prints tomograms per hour, the network's TFLOP/s over the wall time against the chip's bf16
-dense peak, each stage's busy share of the wall time (read and localize overlap inference, so shares add
-up to more than 1 when the pipeline works), and the peak GPU and host memory of each process; each row is
-compared with the first. Writes bench/results/gpu-<date>.json; exits 1 when a tomogram fails.
+dense peak, each stage's busy share of the wall time (summed over its threads and processes; read and
+localize overlap inference, so shares add up to more than 1 when the pipeline works), and the peak GPU
+and host memory of each process; each row is compared with the first. Writes bench/results/gpu-<date>.json; exits 1 when a tomogram fails.
 ``--device cpu --count 2 --shape 48 96 96 --variants base x2`` smoke-runs it anywhere.
 
     python bench/bench_gpu.py [--count 16] [--variants base channels-last compile x2 x4] [--peak-tflops 989]
+    python bench/bench_gpu.py --device cpu --count 8 --variants instant+t1 instant+t2   # the CPU stages' ceiling
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from _data import write_result  # noqa: E402
 
-from octopi_core.batch import BatchItem, predict_batch  # noqa: E402
+from octopi_core.batch import BatchItem, default_stage_threads, predict_batch  # noqa: E402
 from octopi_core.inference import window_grid  # noqa: E402
 from octopi_core.options import FAST_OVERLAP, FAST_WINDOW_VOX, PredictOptions  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
@@ -65,6 +71,8 @@ class Variant:
     channels_last: bool = False
     compile_mode: str | None = None
     fast: bool = False
+    stage_threads: int | None = None  # None: default_stage_threads
+    instant: bool = False
 
     def options(self, batch_size: int | None) -> PredictOptions:
         if self.fast:
@@ -90,12 +98,16 @@ def parse_variant(spec: str) -> Variant:
             variant = replace(variant, compile_mode="reduce-overhead")
         elif token == "fast":
             variant = replace(variant, fast=True)
+        elif token == "instant":
+            variant = replace(variant, instant=True)
         elif token.startswith("x") and token[1:].isdigit() and int(token[1:]) >= 1:
             variant = replace(variant, processes=int(token[1:]))
+        elif token.startswith("t") and token[1:].isdigit() and int(token[1:]) >= 1:
+            variant = replace(variant, stage_threads=int(token[1:]))
         else:
             raise ValueError(
                 f"variant {spec!r}: unknown token {token!r} "
-                "(base, channels-last, compile, cuda-graphs, fast, x<processes>)"
+                "(base, channels-last, compile, cuda-graphs, fast, instant, x<processes>, t<threads>)"
             )
     return variant
 
@@ -108,14 +120,22 @@ def _worker(variant: Variant, args: dict, uris: list[str], barrier, results) -> 
         None, device=args["device"], channels_last=variant.channels_last, compile_mode=variant.compile_mode
     )
     options = variant.options(args["batch_size"])
-    picker.predict(uris[0], options)  # warm-up: compilation, cuDNN autotuning, allocator, page cache
+    # Warm-up of every stage: compilation, cuDNN autotuning, allocator, page cache.
+    tomogram = picker.read(uris[0], options)
+    segmentation = picker.segment(tomogram.volume, options)
+    picker.localize(tomogram, segmentation, options)
+    del tomogram
+    if variant.instant:
+        picker.segment = lambda volume, options, **_: segmentation  # type: ignore[method-assign]
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     barrier.wait()
     started = time.monotonic()
     docs, errors = [], []
-    for result in predict_batch(picker, [BatchItem.from_uri(u) for u in uris], options):
+    items = [BatchItem.from_uri(u) for u in uris]
+    threads = variant.stage_threads
+    for result in predict_batch(picker, items, options, read_ahead=threads, localize_threads=threads):
         if result.error is not None:
             errors.append(f"{result.item.uri}: {result.failed_step}: {result.error}")
         else:
@@ -156,9 +176,12 @@ def run_variant(variant: Variant, uris: list[str], args: dict) -> dict:
     layout = variant.options(None)
     grid = window_grid(args["shape"], layout.window_vox, layout.overlap)
     network_tflop = args["flops_per_voxel"] * grid.count * math.prod(grid.window) * len(timings) / 1e12
+    if variant.instant:
+        network_tflop = 0.0
     return {
         "variant": variant.name,
         "processes": variant.processes,
+        "stage_threads": variant.stage_threads or default_stage_threads(torch.device(args["device"]).type),
         "tomograms": len(timings),
         "errors": [e for r in reports for e in r["errors"]],
         "wall_s": round(wall_s, 6),  # a CPU smoke run takes well under a second

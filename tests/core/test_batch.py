@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from octopi_core.batch import BatchItem, Step, predict_batch
+from octopi_core.batch import BatchItem, Step, default_stage_threads, predict_batch
 from octopi_core.exceptions import CorruptTomogramError, InferenceCancelledError
 from octopi_core.pipeline import Picker, PredictOptions
 from octopi_core.stage import Stage
@@ -14,13 +14,24 @@ WAIT_S = 10.0  # how long a fake stage waits for the event it expects before giv
 
 
 class FakePicker:
-    """The four stages of a Picker, logging the order of events; segment(k) waits for read(k+1) to start."""
+    """The four stages of a Picker, logging the order of events; segment(k) waits for read(k+1) to start.
 
-    def __init__(self, count, *, bad_read=(), bad_segment=()):
+    ``read_waits`` / ``localize_waits``: read(k) / localize(k) for these k wait for read(k+1) / localize(k+1)
+    to start, and log whether it did ("read-overlapped", k): what only concurrent threads can do.
+    """
+
+    device = SimpleNamespace(type="cpu")
+
+    def __init__(
+        self, count, *, bad_read=(), bad_segment=(), read_waits=(), localize_waits=(), overlap_wait_s=WAIT_S
+    ):
         self.count, self.bad_read, self.bad_segment = count, set(bad_read), set(bad_segment)
+        self.read_waits, self.localize_waits = set(read_waits), set(localize_waits)
+        self.overlap_wait_s = overlap_wait_s
         self.log = []
         self.lock = threading.Lock()
         self.read_started = [threading.Event() for _ in range(count)]
+        self.localize_started = [threading.Event() for _ in range(count)]
 
     def event(self, *what):
         with self.lock:
@@ -33,6 +44,8 @@ class FakePicker:
         k = int(uri)
         self.event("read", k)
         self.read_started[k].set()
+        if k in self.read_waits and self.read_started[k + 1].wait(self.overlap_wait_s):
+            self.event("read-overlapped", k)
         if k in self.bad_read:
             raise CorruptTomogramError(f"tomogram {uri} is truncated")
         return SimpleNamespace(volume=k, uri=uri)
@@ -55,7 +68,12 @@ class FakePicker:
         return f"seg-{k}"
 
     def localize(self, tomogram, segmentation, options):
-        self.event("localize", int(tomogram.uri))
+        k = int(tomogram.uri)
+        self.event("localize", k)
+        self.localize_started[k].set()
+        if k in self.localize_waits and self.localize_started[k + 1].wait(self.overlap_wait_s):
+            self.event("localize-overlapped", k)
+        self.event("localize-end", k)
         return {}
 
     def document(self, found, tomogram, *, run_name, timings_s):
@@ -154,6 +172,8 @@ def test_closing_the_iterator_stops_its_threads():
 def test_bad_arguments_and_a_failing_item_source():
     with pytest.raises(ValueError, match="read_ahead must be an int of at least 1, got 0"):
         predict_batch(FakePicker(1), _items(1), read_ahead=0)
+    with pytest.raises(ValueError, match="localize_threads must be an int of at least 1, got True"):
+        predict_batch(FakePicker(1), _items(1), localize_threads=True)
 
     def items():
         yield BatchItem("0", "run0")
@@ -168,6 +188,53 @@ def test_read_ahead_two_reads_two_tomograms_ahead():
     list(predict_batch(picker, _items(4), read_ahead=2))
     # With two slots read(2) may start while infer(0) runs; it never waits for infer(1) to end.
     assert picker.log.index(("read", 2)) < picker.log.index(("infer-end", 1))
+
+
+def test_two_readers_read_two_tomograms_at_once():
+    picker = FakePicker(4, read_waits={1})
+    results = list(predict_batch(picker, _items(4), read_ahead=2))
+    # read(1) holds its thread until read(2) starts: only a second reader thread can start it.
+    assert ("read-overlapped", 1) in picker.log and all(r.ok for r in results)
+    assert [r.index for r in results] == [0, 1, 2, 3]
+
+
+def test_one_reader_reads_one_tomogram_at_a_time():
+    # The check above can fail: with one reader, read(2) waits for read(1) to end, which gives up waiting.
+    picker = FakePicker(3, read_waits={1}, overlap_wait_s=0.5)
+    list(predict_batch(picker, _items(3), read_ahead=1))
+    assert ("read-overlapped", 1) not in picker.log
+
+
+def test_two_localizers_localize_two_tomograms_at_once_and_results_keep_their_order():
+    picker = FakePicker(4, localize_waits={1})
+    finished = []
+    results = []
+    for result in predict_batch(
+        picker, _items(4), localize_threads=2, write=lambda item, doc: finished.append(item.run_name)
+    ):
+        results.append(result)
+    assert ("localize-overlapped", 1) in picker.log
+    # localize(2) wrote before localize(1), yet the results come in the items' order.
+    assert finished.index("run2") < finished.index("run1")
+    assert [r.index for r in results] == [0, 1, 2, 3] and all(r.ok for r in results)
+
+
+def test_a_segmentation_waits_for_a_free_localizer():
+    # With one localizer, the next segmentation is handed over only once the previous one is localized:
+    # localize(1) waits in vain for localize(2).
+    picker = FakePicker(4, localize_waits={1}, overlap_wait_s=0.5)
+    list(predict_batch(picker, _items(4), localize_threads=1))
+    assert ("localize-overlapped", 1) not in picker.log
+    for k in range(3):
+        assert picker.log.index(("localize-end", k)) < picker.log.index(("localize", k + 1))
+
+
+@pytest.mark.parametrize(
+    ("device", "cores", "expected"), [("cpu", 64, 1), ("cuda", 2, 1), ("cuda", 12, 3), ("cuda", 64, 4)]
+)
+def test_default_stage_threads_follow_the_device_and_the_cores(monkeypatch, device, cores, expected):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    assert default_stage_threads(device) == expected
 
 
 def test_batch_picks_equal_single_predictions(random_checkpoint, small_tomogram, tmp_path):
