@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from octopi_core.exceptions import InferenceCancelledError
-from octopi_core.localize import expected_blob_volume_vox, localize_particles
+from octopi_core.localize import _at_least, expected_blob_volume_vox, localize_particles
 from octopi_core.particles import particle_by_name
 from octopi_core.train import paint_targets
 
@@ -47,6 +47,33 @@ def test_small_specks_are_dropped():
     found = localize_particles(labels, np.ones_like(labels, np.float16), voxel_size_zyx_a=VOXEL)
     assert len(found["ribosome"].centres_zyx_vox) == 0
     assert expected_blob_volume_vox(150.0, VOXEL, 0.5) == pytest.approx(4 / 3 * np.pi * 7.5**3)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 6e-8, 0.2, 0.5, 0.7, 1.0, 65504.0, float("inf")])
+def test_the_fast_float16_comparison_equals_numpys_for_every_half(threshold):
+    every_half = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)  # NaNs, -0, ±inf
+    with np.errstate(invalid="ignore"):
+        expected = every_half >= threshold
+    assert np.array_equal(_at_least(every_half, threshold), expected)
+    assert np.array_equal(
+        _at_least(every_half.astype(np.float32), threshold), every_half.astype(np.float32) >= threshold
+    )
+
+
+def test_a_component_as_large_as_the_smallest_kept_one_is_kept():
+    # The smallest region that can give a pick: its box holds just the smallest class's minimum.
+    apo = particle_by_name("apo-ferritin")
+    smallest = 0.1 * expected_blob_volume_vox(apo.radius_a, VOXEL, 0.5)  # 11.3 voxels at 10 Å
+    labels = np.zeros((32, 32, 32), np.uint8)
+    confidence = np.zeros(labels.shape, np.float16)
+    labels[4:7, 4:6, 4:6] = apo.label  # 12 voxels
+    labels[20:22, 20:22, 20:22] = apo.label  # 8 voxels: too few
+    confidence[labels > 0] = 0.9
+    found = localize_particles(
+        labels, confidence, voxel_size_zyx_a=VOXEL, min_volume_fraction=0.1, particles=[apo]
+    )
+    assert 8 < smallest < 12
+    assert np.allclose(found[apo.name].centres_zyx_vox, [[5.0, 4.5, 4.5]])
 
 
 def test_touching_blobs_are_split_into_two_picks():
