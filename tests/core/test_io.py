@@ -361,6 +361,20 @@ def test_normalize_volume_is_robust_in_place_and_clears_non_finite():
     assert np.isfinite(volume).all() and volume.max() <= 10.0 and volume.min() >= -10.0
 
 
+def test_normalize_volume_treats_every_block_and_any_memory_layout_alike():
+    # Over 2 M voxels it works block by block: a NaN in the last block, and a transposed (non-contiguous)
+    # view, which it normalises whole, give what the same values give contiguous.
+    volume = np.random.default_rng(6).normal(5.0, 2.0, size=(40, 200, 300)).astype(np.float32)
+    volume[-1, -1, -3:] = [np.nan, np.inf, 1e30]
+    expected = normalize_volume(volume.copy())
+    assert expected[-1, -1, -3:].tolist() == [0.0, 0.0, 10.0]
+    transposed = volume.copy().transpose(2, 1, 0)
+    assert normalize_volume(transposed) is transposed and not transposed.flags.c_contiguous
+    assert np.array_equal(transposed.transpose(2, 1, 0), expected)
+    centre, scale = np.median(volume[::10, ::10, ::10]), 2.0  # about what it measured (1.4826 MAD = sigma)
+    assert np.allclose(expected[:4], np.clip((volume[:4] - centre) / scale, -10, 10), atol=0.05)
+
+
 def test_normalize_volume_falls_back_to_std_for_sparse_signal():
     volume = np.zeros((16, 16, 16), dtype=np.float32)
     volume[8, 8, 8] = 1.0
