@@ -12,7 +12,8 @@ Prints and writes to bench/results/speed-<date>.json:
 
 Everything runs in the precision ``predict`` uses (bf16 where the device does it natively, see
 ``octopi_core.inference.autocast_dtype``; ``--fp32`` for full precision). Where that is not fp32, the
-network's floor and the end-to-end ``predict`` are also measured in fp32, for the speed-up.
+network's floor and the end-to-end ``predict`` are also measured in fp32, for the speed-up. The floor is
+also measured for the network as the checkpoint holds it, before ``octopi_core.model.for_inference``.
 
     python bench/bench_speed.py [--model CKPT] [--window 192,128,128] [--overlap 0.125] [--skip-monai] [--fp32]
 """
@@ -42,6 +43,7 @@ from octopi_core.inference import auto_batch_size, autocast_dtype, mixed_precisi
 from octopi_core.io import load_tomogram  # noqa: E402
 from octopi_core.localize import localize_particles  # noqa: E402
 from octopi_core.metric import score_documents  # noqa: E402
+from octopi_core.model import load_checkpoint  # noqa: E402
 from octopi_core.options import DEFAULT_OVERLAP, DEFAULT_WINDOW_VOX, parse_window  # noqa: E402
 from octopi_core.pipeline import Picker  # noqa: E402
 
@@ -194,6 +196,14 @@ def main() -> int:
             "conv3d_tflops": conv_flops / 1e12,
             "network_vs_conv3d": network_flops / conv_flops,
         }
+    )
+    # The network as trained and saved (stride-1 transposed convolutions; Picker serves plain ones, for_inference).
+    as_trained, _ = load_checkpoint(picker.checkpoint, device=device)
+    as_trained_once_s = network_once_over(
+        as_trained, loaded.volume, args.window, args.batch_size, device, picker.amp
+    )
+    result.update(
+        {"network_once_as_trained_s": as_trained_once_s, "for_inference_speedup": as_trained_once_s / once_s}
     )
     if compare_fp32:
         fp32_once_s = network_once_over(

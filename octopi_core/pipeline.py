@@ -27,7 +27,7 @@ from .localize import (
     ClassPicks,
     localize_particles,
 )
-from .model import load_checkpoint
+from .model import for_inference, load_checkpoint
 from .model_config import check_model_classes, check_spectrum_matching, default_checkpoint_dir
 from .options import MIN_AXIS_VOX, PredictOptions
 from .particles import ParticleClass, resolve_particles
@@ -107,7 +107,7 @@ class Picker:
         self.device = select_device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_dir()
         model, self.config = load_checkpoint(self.checkpoint, device=self.device)
-        self.model: torch.nn.Module = model
+        self.model: torch.nn.Module = for_inference(model)
         if self.device.type == "cuda":  # a few fixed window shapes: cuDNN's autotuning pays once per shape
             torch.backends.cudnn.benchmark = True
         self.channels_last = channels_last

@@ -309,11 +309,12 @@ def tune_checkpoint_on(
     Raises:
         CheckpointError: when the checkpoint cannot be loaded.
     """
-    from ..model import load_checkpoint
+    from ..model import for_inference, load_checkpoint
     from ..model_config import CONFIG_FILE
 
     torch_device = select_device(device, asked_by="the training config")
-    model, config = load_checkpoint(checkpoint_dir, device=torch_device)
+    unet, config = load_checkpoint(checkpoint_dir, device=torch_device)
+    model = for_inference(unet)  # as Picker serves it
     fraction = float(config.training.get("target_radius_fraction", DEFAULT_TARGET_RADIUS_FRACTION))
     chosen, score = tune_localization(
         model,

@@ -8,6 +8,7 @@ from octopi_core.exceptions import CheckpointError
 from octopi_core.model import (
     build_model,
     count_parameters,
+    for_inference,
     load_checkpoint,
     load_octopi_checkpoint,
     save_checkpoint,
@@ -25,6 +26,46 @@ def test_output_has_seven_classes_and_input_shape():
         out = model(torch.zeros(1, 1, 32, 32, 32))
     assert out.shape == (1, 7, 32, 32, 32)
     assert ModelConfig().window_multiple_vox == 4
+
+
+def _transposed(model):
+    return [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose3d)]
+
+
+def test_the_inference_network_computes_the_same_function_with_plain_convolutions():
+    torch.manual_seed(0)
+    model = build_model().eval()
+    x = torch.randn(2, 1, 32, 40, 36)
+    with torch.inference_mode():
+        expected = model(x)
+        fast = for_inference(model)
+        got = fast(x)
+    assert fast is model and count_parameters(fast) == 5_029_192
+    # The three stride-1 up-convolutions became plain ones; the two strided ones stay.
+    assert [m.stride for m in _transposed(fast)] == [(2, 2, 2), (2, 2, 2)]
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_any_plain_stride_1_transposed_convolution_converts_exactly(bias):
+    torch.manual_seed(1)
+    layer = torch.nn.ConvTranspose3d(3, 5, (3, 1, 5), padding=(1, 0, 2), bias=bias)
+    left_alone = [
+        torch.nn.ConvTranspose3d(3, 5, 3, stride=2, padding=1, output_padding=1),
+        torch.nn.ConvTranspose3d(3, 5, 3, padding=1, dilation=2),
+        torch.nn.ConvTranspose3d(3, 5, 3, padding=3),  # wider than the kernel: no plain equivalent
+    ]
+    network = torch.nn.Sequential(layer, *left_alone)
+    x = torch.randn(1, 3, 6, 7, 8)
+    with torch.no_grad():
+        expected = layer(x)
+        for_inference(network)
+        converted = network[0]
+        got = converted(x)
+    assert isinstance(converted, torch.nn.Conv3d) and (converted.bias is not None) == bias
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+    assert list(network[1:]) == left_alone
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
