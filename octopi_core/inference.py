@@ -258,9 +258,10 @@ def segment_tomogram(
     norm_z, norm_y, norm_x = (
         torch.from_numpy(_axis_weight_sum(n, s, w)).to(device) for n, s, w in zip(padded, starts, weights_1d)
     )
-    window_weight = torch.from_numpy(np.einsum("i,j,k->ijk", *weights_1d)).to(device)
     norm_zx = norm_z[:, None] * norm_x[None, : shape[2]]
     flips = _flip_variants(tta)
+    # Each window's blending weight, shared by its flips.
+    flip_weight = torch.from_numpy(np.einsum("i,j,k->ijk", *weights_1d) / len(flips)).to(device)
 
     # The tomogram goes to the device once and windows are cut there: no per-batch host stacking
     # or host-to-device copies on the inference path (on a CPU this is a view, not a copy). The
@@ -316,16 +317,21 @@ def segment_tomogram(
                 inputs = torch.stack([window_of(z0, y0, x0) for z0, x0 in chunk])[:, None]
                 if channels_last:
                     inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
-                probs = torch.zeros((len(chunk), num_classes - 1, *window), device=device)
+                probs: torch.Tensor | None = None  # the flips' summed particle-class probabilities
                 for dims in flips:
                     x = torch.flip(inputs, dims) if dims else inputs
                     with autocast:
                         logits = model(x)
-                    p = torch.softmax(logits.float(), dim=1)[:, 1:]
-                    probs += torch.flip(p, dims) if dims else p
-                probs *= window_weight / len(flips)
+                    # In fp32 whatever the network ran in, converted inside the softmax (no extra copy).
+                    p = torch.softmax(logits, dim=1, dtype=torch.float32)[:, 1:]
+                    p = torch.flip(p, dims) if dims else p
+                    probs = p if probs is None else probs.add_(p)
+                assert probs is not None  # flips is never empty
                 for (z0, x0), p in zip(chunk, probs):
-                    slab[:, z0 : z0 + window[0], offset : offset + window[1], x0 : x0 + window[2]] += p
+                    # slab += p * weight in one pass, no window-sized temporary.
+                    slab[:, z0 : z0 + window[0], offset : offset + window[1], x0 : x0 + window[2]].addcmul_(
+                        p, flip_weight
+                    )
                 done += len(chunk) * len(flips)
                 if progress is not None:
                     progress(done / total)
