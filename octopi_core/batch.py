@@ -174,7 +174,8 @@ def predict_batch(
         picker: the loaded model; its device runs the inference.
         items: the tomograms, consumed lazily as reader threads free up (a generator may feed it).
         options: the same :class:`PredictOptions` for every tomogram.
-        write: called on a localizer thread with each tomogram's item and document, e.g. to write a file;
+        write: called on a localizer thread with each tomogram's item and document, e.g. to write a file
+            (calls for different tomograms may run at once with several localizer threads);
             what it returns lands in :attr:`BatchResult.written`, what it raises fails that tomogram at
             step ``write``. Default None: nothing written.
         read_ahead: tomograms read and normalised ahead of the one being segmented, each on its own reader
@@ -183,7 +184,7 @@ def predict_batch(
         localize_threads: tomograms localized and written at once, at least 1. Default None:
             :func:`default_stage_threads` of the picker's device.
         on_stage: called with (index, :class:`Stage`) when a tomogram enters a stage, from that stage's
-            thread.
+            threads (at once from several, with more than one reader or localizer).
         progress: called with (index, fraction of windows done, 0..1) from the calling thread.
         should_cancel: polled between z-slabs while reading, between batches of windows and between
             tomograms; True stops the batch.
