@@ -161,6 +161,26 @@ def test_cancellation_stops_the_batch_after_finishing_what_was_inferred():
     assert not any(t.name.startswith("octopi-batch") for t in threading.enumerate())
 
 
+def test_cancellation_with_pools_stops_every_thread_and_loses_nothing_inferred():
+    cancel = threading.Event()
+    picker = FakePicker(8)
+
+    def write(item, doc):
+        cancel.set()
+        return item.run_name
+
+    results = []
+    with pytest.raises(InferenceCancelledError, match="batch cancelled"):
+        for result in predict_batch(
+            picker, _items(8), write=write, should_cancel=cancel.is_set, read_ahead=3, localize_threads=2
+        ):
+            results.append(result)
+    inferred = [k for event, k in picker.log if event == "infer-end"]
+    # Every tomogram inferred was localized and yielded, in order, and the batch stopped early.
+    assert [r.index for r in results] == inferred == list(range(len(inferred))) and len(inferred) < 8
+    assert not any(t.name.startswith("octopi-batch") for t in threading.enumerate())
+
+
 def test_closing_the_iterator_stops_its_threads():
     batch = predict_batch(FakePicker(4), _items(4))
     first = next(batch)
@@ -180,7 +200,7 @@ def test_bad_arguments_and_a_failing_item_source():
         raise FileNotFoundError("no such folder: /data")
 
     with pytest.raises(FileNotFoundError, match="/data"):
-        list(predict_batch(FakePicker(2), items()))
+        list(predict_batch(FakePicker(1), items()))  # one tomogram: segment(0) expects no read(1)
 
 
 def test_read_ahead_two_reads_two_tomograms_ahead():
@@ -207,15 +227,20 @@ def test_one_reader_reads_one_tomogram_at_a_time():
 
 def test_two_localizers_localize_two_tomograms_at_once_and_results_keep_their_order():
     picker = FakePicker(4, localize_waits={1})
+    run2_written = threading.Event()
     finished = []
-    results = []
-    for result in predict_batch(
-        picker, _items(4), localize_threads=2, write=lambda item, doc: finished.append(item.run_name)
-    ):
-        results.append(result)
+
+    def write(item, doc):
+        if item.run_name == "run1":  # run1 ends only after run2: only a second localizer can write run2
+            run2_written.wait(WAIT_S)
+        finished.append(item.run_name)
+        if item.run_name == "run2":
+            run2_written.set()
+
+    results = list(predict_batch(picker, _items(4), localize_threads=2, write=write))
     assert ("localize-overlapped", 1) in picker.log
-    # localize(2) wrote before localize(1), yet the results come in the items' order.
     assert finished.index("run2") < finished.index("run1")
+    # The results come in the items' order all the same.
     assert [r.index for r in results] == [0, 1, 2, 3] and all(r.ok for r in results)
 
 
