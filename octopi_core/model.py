@@ -58,7 +58,7 @@ def for_inference(model: torch.nn.Module) -> torch.nn.Module:
     function: its kernel flipped and its in and out channels swapped, padding ``k - 1 - p``. In place.
 
     The published U-Net has three (its up-sampling path below the two strided levels). The outputs are the
-    same up to rounding; in bf16 on a CPU the network runs about 1.12 x faster, oneDNN's transposed
+    same up to rounding; in bf16 on a CPU the network runs 1.09-1.12 x faster, oneDNN's transposed
     convolutions being slower than its plain ones of the same size. For inference only: the result is not
     the architecture checkpoints describe, so never save or train it.
     """
