@@ -52,6 +52,11 @@ class LabelledVolume(Protocol):
     def truth_document(self, run_name: str, tomogram_uri: str = "") -> PicksDocument: ...
 
 
+def _normalised_copy(tomogram: LabelledVolume) -> np.ndarray:
+    """A normalised float32 copy of ``tomogram``'s volume, what the network is given (the original is kept)."""
+    return normalize_volume(tomogram.volume.astype(np.float32, copy=True))
+
+
 def segment_all(
     model: torch.nn.Module, phantoms: Sequence[LabelledVolume], window_vox: WindowVox, device: torch.device
 ) -> list:
@@ -69,11 +74,10 @@ def segment_all(
     # The inference defaults unless a window is given, so what is validated and tuned is what runs.
     segmentations = []
     for phantom in phantoms:
-        volume = normalize_volume(phantom.volume.astype(np.float32, copy=True))
         segmentations.append(
             segment_tomogram(
                 model,
-                volume,
+                _normalised_copy(phantom),
                 num_classes=len(PARTICLE_CLASSES) + 1,
                 window_vox=window_vox or DEFAULT_WINDOW_VOX,
                 overlap=DEFAULT_OVERLAP,
@@ -255,8 +259,7 @@ def tune_checkpoint(
     phantoms = [phantom(i) for i in range(count)]
     spectrum_count = max(count, SPECTRUM_TOMOGRAMS)
     spectrum_volumes = (  # made one at a time: the spectrum needs no inference
-        normalize_volume((phantoms[i] if i < count else phantom(i)).volume.astype(np.float32, copy=True))
-        for i in range(spectrum_count)
+        _normalised_copy(phantoms[i] if i < count else phantom(i)) for i in range(spectrum_count)
     )
     tuned_on = {
         "count": count,
@@ -329,7 +332,7 @@ def tune_checkpoint_on(
     # The data the model is tuned for is what predict's match_spectrum aims at.
     if spectrum_from is None:
         spectrum_from = (
-            (normalize_volume(v.volume.astype(np.float32, copy=True)) for v in volumes),
+            (_normalised_copy(v) for v in volumes),
             {**tuned_on, "statistic": "median per shell"},
         )
     training = {**config.training, "localize": localize, "input_spectrum_from": spectrum_from[1]}
